@@ -1,0 +1,123 @@
+"""The OCI image layout as both writers lay it out: blobs, ``index.json`` entries, ``oci-layout``.
+
+Names in ``index.json`` follow containerd (``docker save`` of docker 25+ does
+the same): ``io.containerd.image.name`` holds the full reference
+(``docker.io/library/ubuntu:22.04``) and ``org.opencontainers.image.ref.name``
+the tag alone (``22.04``), which is what ``skopeo ... oci:DIR:22.04``,
+``umoci --image DIR:22.04`` and ``ctr import --index-name`` look up. An image
+known only by digest gets ``io.containerd.image.name`` = ``name@sha256:...``
+(the digest of what the archive holds) and no ref name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import mediatypes as mt
+from ..digest import Digest
+from ..errors import UsageError
+from ..imageset import BlobSource, ImageRecord
+from ..model import Descriptor
+from .tar import TarWriter, blob_member, dump_json
+
+__all__ = [
+    "ANNOTATION_IMAGE_NAME",
+    "ANNOTATION_REF_NAME",
+    "OCI_LAYOUT_BYTES",
+    "index_document",
+    "index_entries",
+    "layout_blobs",
+    "record_names",
+    "write_layout_tar",
+]
+
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+OCI_LAYOUT_BYTES = dump_json({"imageLayoutVersion": "1.0.0"})
+
+
+def record_names(record: ImageRecord) -> dict[str, str]:
+    """The ``index.json`` annotations naming ``record`` (empty for an unnamed record)."""
+    ref = record.reference
+    if ref is None:
+        return {}
+    if ref.tag:
+        return {ANNOTATION_IMAGE_NAME: f"{ref.name}:{ref.tag}", ANNOTATION_REF_NAME: ref.tag}
+    if ref.digest is not None:
+        return {ANNOTATION_IMAGE_NAME: f"{ref.name}@{record.root.digest}"}
+    return {ANNOTATION_IMAGE_NAME: ref.name}
+
+
+def index_entries(records: Sequence[ImageRecord]) -> list[dict[str, Any]]:
+    """One ``index.json`` descriptor per record, in order, exact repeats dropped.
+
+    Raises :class:`UsageError` when one name is given to two different images.
+    """
+    entries: list[dict[str, Any]] = []
+    by_name: dict[str, Digest] = {}
+    seen: set[bytes] = set()
+    for record in records:
+        names = record_names(record)
+        name = names.get(ANNOTATION_IMAGE_NAME)
+        if name is not None:
+            earlier = by_name.setdefault(name, record.root.digest)
+            if earlier != record.root.digest:
+                raise UsageError(
+                    f"{name} names two different images ({earlier.short} and "
+                    f"{record.root.digest.short})",
+                    hint="give each image in one archive its own name",
+                )
+        entry = record.root.descriptor.to_json()
+        if names:
+            entry["annotations"] = names
+        key = dump_json(entry)
+        if key not in seen:
+            seen.add(key)
+            entries.append(entry)
+    return entries
+
+
+def index_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
+    doc: dict[str, Any] = dict(extra or {})
+    doc.update({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries})
+    return dump_json(doc)
+
+
+def layout_blobs(records: Sequence[ImageRecord]) -> dict[Digest, bytes | Descriptor]:
+    """Every blob the records need, once each: manifests and indexes as raw bytes,
+    configs and layers as descriptors to copy from a :class:`BlobSource`."""
+    out: dict[Digest, bytes | Descriptor] = {}
+    for record in records:
+        out[record.root.digest] = record.root.raw
+        for digest, child in record.children.items():
+            out[digest] = child.raw
+        for desc in record.blobs():
+            out.setdefault(desc.digest, desc)
+    return out
+
+
+def write_layout_tar(
+    tar: TarWriter,
+    records: Sequence[ImageRecord],
+    blobs: BlobSource,
+    extra: dict[str, bytes],
+) -> None:
+    """Blobs (sorted by digest), then ``index.json``, ``oci-layout`` and ``extra``, by name."""
+    if not records:
+        raise UsageError("no images to write")
+    index = index_document(index_entries(records))
+    items = layout_blobs(records)
+    tar.add_dir("blobs")
+    for algorithm in sorted({d.algorithm for d in items}):
+        tar.add_dir(f"blobs/{algorithm}")
+    for digest in sorted(items):
+        item = items[digest]
+        if isinstance(item, bytes):
+            tar.add_bytes(blob_member(digest), item)
+        else:
+            tar.add_blob(blob_member(digest), item, blobs)
+    files = {"index.json": index, "oci-layout": OCI_LAYOUT_BYTES, **extra}
+    for name in sorted(files):
+        tar.add_bytes(name, files[name])
+    tar.finish()

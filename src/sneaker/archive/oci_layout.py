@@ -1,0 +1,189 @@
+"""A pure OCI image layout, as a directory or as a tar (an "OCI archive").
+
+Roots may be image manifests or indexes; an index root keeps its raw bytes
+(and so its digest), and every manifest and index below it is written as a
+blob, as are all configs and layers. ``index.json`` names each root (see
+:mod:`sneaker.archive._layout`).
+
+Into a directory, the write is incremental and safe to interrupt, like
+go-containerregistry's ``layout`` package: a blob already present with the
+right size is skipped, a new one is written under a temporary name and
+renamed, and ``index.json`` is replaced atomically at the end, keeping the
+existing entries that the new ones do not rename. An existing ``index.json``
+entry is dropped when a new entry has the same ``io.containerd.image.name``
+(or, for an entry that has none, the same ``org.opencontainers.image.ref.name``),
+or when it is identical to a new entry; every other entry stays, before the
+new ones. The read-merge-write holds an ``flock`` on the ``oci-layout`` file,
+so two sneakers writing one directory do not lose each other's entries.
+
+The ``umoci`` tool unpacks only OCI manifests: an image pulled with a Docker
+media type stays one here (converting it would change its digest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArchiveError, UnsupportedError, UsageError
+from ..imageset import BlobSource, ImageRecord
+from ..model import MAX_MANIFEST_BYTES
+from ._layout import (
+    ANNOTATION_IMAGE_NAME,
+    ANNOTATION_REF_NAME,
+    OCI_LAYOUT_BYTES,
+    index_document,
+    index_entries,
+    layout_blobs,
+    write_layout_tar,
+)
+from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["merge_index_entries", "write_oci_layout"]
+
+
+def write_oci_layout(
+    records: Sequence[ImageRecord],
+    blobs: BlobSource,
+    out: Path,
+    *,
+    as_tar: bool,
+    split: int | None = None,
+) -> list[Path]:
+    """Write ``records`` as an OCI image layout: a tar at ``out`` (``as_tar``), else a directory.
+
+    ``split`` cuts a tar into parts (see :mod:`sneaker.archive.split`); it
+    does not apply to a directory. Returns the files written: ``[out]`` (the
+    tar or the directory), or the parts then ``out.sha256``.
+    """
+    if not records:
+        raise UsageError("no images to write")
+    if as_tar:
+        written: list[Path] = []
+        with output_sink(out, split, written) as sink:
+            write_layout_tar(TarWriter(sink), records, blobs, {})
+        return written
+    if split is not None:
+        raise UsageError(
+            "--split applies to archive files, not to a layout directory",
+            hint="write a tar (-o NAME.tar) to split it",
+        )
+    _write_directory(records, blobs, out)
+    return [out]
+
+
+def merge_index_entries(
+    existing: Sequence[Any], new: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``manifests`` of an updated ``index.json``: kept old entries, then the new ones."""
+    new_images = set()
+    new_refs = set()
+    new_keys = {dump_json(e) for e in new}
+    for entry in new:
+        annotations = entry.get("annotations") or {}
+        if ANNOTATION_IMAGE_NAME in annotations:
+            new_images.add(annotations[ANNOTATION_IMAGE_NAME])
+        if ANNOTATION_REF_NAME in annotations:
+            new_refs.add(annotations[ANNOTATION_REF_NAME])
+    kept: list[dict[str, Any]] = []
+    for entry in existing:
+        if not isinstance(entry, dict):
+            raise ArchiveError("index.json: every entry of 'manifests' must be an object")
+        annotations = entry.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise ArchiveError("index.json: annotations must be an object")
+        image = annotations.get(ANNOTATION_IMAGE_NAME)
+        ref = annotations.get(ANNOTATION_REF_NAME)
+        if image is not None and image in new_images:
+            continue
+        if image is None and ref is not None and ref in new_refs:
+            continue
+        if dump_json(entry) in new_keys:
+            continue
+        kept.append(entry)
+    return kept + list(new)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_layout_marker(path: Path) -> None:
+    try:
+        doc = json.loads(path.read_bytes()[:65536])
+        version = str(doc["imageLayoutVersion"])
+    except (ValueError, KeyError, TypeError):
+        raise ArchiveError(f"{path}: not a valid oci-layout file") from None
+    if not version.startswith("1."):
+        raise UnsupportedError(f"{path}: OCI image layout version {version} is not supported")
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ArchiveError(f"{path} is larger than the 4 MiB limit")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArchiveError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+        raise ArchiveError(f"{path}: expected an image index with a 'manifests' list")
+    return doc
+
+
+def _write_directory(records: Sequence[ImageRecord], blobs: BlobSource, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a directory")
+    marker = out / "oci-layout"
+    if out.is_dir() and not marker.exists() and any(out.iterdir()):
+        raise UsageError(
+            f"{out} is a directory with files in it but not an OCI image layout",
+            hint="write to an empty or new directory, or an existing OCI layout",
+        )
+    entries = index_entries(records)
+    out.mkdir(parents=True, exist_ok=True)
+    if marker.exists():
+        _check_layout_marker(marker)
+    else:
+        with atomic_file(marker) as sink:
+            sink.write(OCI_LAYOUT_BYTES)
+    items = layout_blobs(records)
+    for digest in sorted(items):
+        target = out / blob_member(digest)
+        item = items[digest]
+        size = len(item) if isinstance(item, bytes) else item.size
+        try:
+            if target.stat().st_size == size:
+                continue
+        except FileNotFoundError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(target) as sink:
+            if isinstance(item, bytes):
+                sink.write(item)
+            else:
+                copy_blob(blobs, item, sink)
+    with _locked(marker):
+        index_path = out / "index.json"
+        existing = _read_index(index_path)
+        merged = merge_index_entries(existing.get("manifests", []), entries)
+        extra = {k: v for k, v in existing.items() if k not in ("schemaVersion", "mediaType")}
+        with atomic_file(index_path) as sink:
+            sink.write(index_document(merged, extra))

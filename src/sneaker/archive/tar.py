@@ -1,0 +1,305 @@
+"""What both archive writers share: atomic outputs, tar headers, fast and checked blob copies.
+
+Every header is deterministic: mtime 0, uid/gid 0, no user or group names,
+mode 0644 for files and 0755 for directories, PAX format (a PAX record appears
+only where USTAR cannot hold a value, e.g. a member over 8 GiB). The end of the
+archive is two zero blocks, as Go's ``archive/tar`` writes it.
+
+Blob bodies are copied with ``copy_file_range``/``sendfile`` when the source
+has a local file (falling back to a 1 MiB loop), checking the size; a stream
+without a local file is hashed on the way and checked against its descriptor.
+Outputs are written to a temporary name next to the target and renamed only
+once complete, so an interrupted run never leaves a half file under the final
+name (the data is not fsync'ed: the rename protects against a crash of sneaker,
+not against a power cut).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import tarfile
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from ..digest import Digest
+from ..errors import IntegrityError
+from ..imageset import BlobSource
+from ..model import Descriptor
+from .split import SplitWriter, preadinto, remove_split_set
+
+__all__ = [
+    "BLOCK",
+    "FileSink",
+    "Sink",
+    "TarWriter",
+    "atomic_file",
+    "blob_member",
+    "copy_blob",
+    "dump_json",
+    "output_sink",
+    "temp_name",
+    "write_bytes_atomic",
+]
+
+BLOCK = 512
+COPY_CHUNK = 1 << 20
+_BIG_COPY = 1 << 30
+#: blobs from this size on are hashed on a helper thread while they are copied.
+_PIPELINE_MIN = 4 * COPY_CHUNK
+_FALLBACK_ERRNOS = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
+)
+
+
+def dump_json(value: object) -> bytes:
+    """Deterministic JSON: sorted keys, no white space, UTF-8."""
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def blob_member(digest: Digest) -> str:
+    """Where a blob lives in an OCI image layout: ``blobs/sha256/<hex>``."""
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def temp_name(final: Path) -> Path:
+    """A hidden, unique temporary name in the same directory as ``final``."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+
+
+class Sink(Protocol):
+    """Where a tar stream goes: a plain file or a :class:`~sneaker.archive.split.SplitWriter`."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> int: ...
+
+    def copy_from_fd(self, fd: int, offset: int, count: int) -> None: ...
+
+
+class FileSink:
+    """An unbuffered file descriptor that copies from other files inside the kernel."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._copy_file_range = hasattr(os, "copy_file_range")
+        self._sendfile = hasattr(os, "sendfile")
+        self._buf: bytearray | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        return total
+
+    def copy_from_fd(self, fd: int, offset: int, count: int) -> None:
+        """Append ``count`` bytes of ``fd`` starting at ``offset``; fail if it has fewer."""
+        while count > 0:
+            n = -1
+            if self._copy_file_range:
+                try:
+                    n = os.copy_file_range(fd, self.fd, min(count, _BIG_COPY), offset)
+                except OSError as exc:
+                    if exc.errno not in _FALLBACK_ERRNOS:
+                        raise
+                    self._copy_file_range = False
+                    continue
+            elif self._sendfile:
+                try:
+                    n = os.sendfile(self.fd, fd, offset, min(count, _BIG_COPY))
+                except OSError as exc:
+                    if exc.errno not in _FALLBACK_ERRNOS:
+                        raise
+                    self._sendfile = False
+                    continue
+            else:
+                if self._buf is None:
+                    self._buf = bytearray(COPY_CHUNK)
+                mv = memoryview(self._buf)[: min(count, COPY_CHUNK)]
+                n = preadinto(fd, mv, offset)
+                self.write(mv[:n])
+            if n == 0:
+                raise IntegrityError(f"file ended {count} bytes early while copying it")
+            offset += n
+            count -= n
+
+
+@contextmanager
+def atomic_file(out: Path) -> Iterator[FileSink]:
+    """A :class:`FileSink` on a temporary file renamed to ``out`` when the block succeeds."""
+    temp = temp_name(out)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        try:
+            yield FileSink(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[Sink]:
+    """Where a writer's tar goes: ``out`` itself, or its parts ``out.000``... with ``split``.
+
+    Once the block succeeds, ``written`` receives the files made: ``[out]``, or
+    the parts in order followed by ``out.sha256``. The new archive replaces
+    whatever archive had that name, whole or split: writing ``out`` whole
+    removes an earlier ``out.000``... set, writing it split removes an earlier
+    whole ``out``, so a reader never finds the old one first.
+    """
+    if split is None:
+        with atomic_file(out) as sink:
+            yield sink
+        remove_split_set(out)
+        written.append(out)
+        return
+    writer = SplitWriter(out, split)
+    try:
+        yield writer
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    if out.is_file() and not out.is_symlink():
+        out.unlink()
+    written.extend(writer.parts)
+    written.append(writer.checksum_path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` through a temporary file and a rename."""
+    with atomic_file(path) as sink:
+        sink.write(data)
+
+
+def copy_blob(blobs: BlobSource, desc: Descriptor, sink: Sink) -> None:
+    """Copy exactly the blob ``desc`` names into ``sink``, checking it on the way.
+
+    A blob with a local file (``blob_path``) is trusted for its content and
+    checked for its size; a streamed blob is hashed and checked for both.
+    Raises :class:`IntegrityError` on a mismatch (after writing at most
+    ``desc.size`` bytes: the caller discards the output).
+    """
+    path = blobs.blob_path(desc)
+    if path is not None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if size != desc.size:
+                raise IntegrityError(
+                    f"blob {desc.digest}: {path} holds {size} bytes, "
+                    f"its descriptor declares {desc.size}"
+                )
+            sink.copy_from_fd(fd, 0, size)
+        finally:
+            os.close(fd)
+        return
+    with blobs.open_blob(desc) as stream:
+        written, actual = _copy_hashing(stream, desc, sink)
+    if written != desc.size:
+        raise IntegrityError(
+            f"blob {desc.digest}: got {written} bytes, its descriptor declares {desc.size}"
+        )
+    if actual != desc.digest.hex:
+        raise IntegrityError(
+            f"digest mismatch for blob {desc.digest}: content hashes to "
+            f"{desc.digest.algorithm}:{actual}"
+        )
+
+
+def _copy_hashing(stream: BinaryIO, desc: Descriptor, sink: Sink) -> tuple[int, str]:
+    """Copy ``stream`` to ``sink`` while hashing it; return (bytes copied, hex digest).
+
+    For a large blob the hashing runs on a helper thread, one chunk behind the
+    copy (hashlib and the file calls release the GIL), with two buffers taking
+    turns: on two cores the copy then costs about what the slower half costs.
+    """
+    hasher = desc.digest.hasher()
+    pipelined = desc.size >= _PIPELINE_MIN
+    buffers = [bytearray(COPY_CHUNK), bytearray(COPY_CHUNK) if pipelined else bytearray(0)]
+    pending: list[Future[None] | None] = [None, None]
+    readinto = getattr(stream, "readinto", None)
+    written = 0
+    turn = 0
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sneaker-hash") if pipelined else None
+    try:
+        while True:
+            waiting = pending[turn]
+            if waiting is not None:
+                waiting.result()  # this buffer is hashed: free to refill
+            mv = memoryview(buffers[turn])
+            if readinto is not None:
+                n = readinto(mv)
+                chunk = mv[:n] if n else mv[:0]
+            else:
+                chunk = memoryview(stream.read(COPY_CHUNK))
+                n = len(chunk)
+            if not n:
+                break
+            if written + n > desc.size:
+                raise IntegrityError(
+                    f"blob {desc.digest}: more data than the {desc.size} bytes "
+                    "its descriptor declares"
+                )
+            if pool is not None:
+                pending[turn] = pool.submit(hasher.update, chunk)
+                turn ^= 1
+            else:
+                hasher.update(chunk)
+            sink.write(chunk)
+            written += n
+        for waiting in pending:
+            if waiting is not None:
+                waiting.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return written, hasher.hexdigest()
+
+
+def _header(name: str, size: int, kind: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.type = kind
+    info.mtime = 0
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+
+
+def _padding(size: int) -> bytes:
+    return bytes(-size % BLOCK)
+
+
+class TarWriter:
+    """Writes a deterministic tar stream to a :class:`Sink`, one member at a time."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def add_dir(self, name: str) -> None:
+        self.sink.write(_header(name, 0, tarfile.DIRTYPE))
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self.sink.write(_header(name, len(data), tarfile.REGTYPE) + data + _padding(len(data)))
+
+    def add_blob(self, name: str, desc: Descriptor, blobs: BlobSource) -> None:
+        """A member holding blob ``desc``, copied (and checked) from ``blobs``."""
+        self.sink.write(_header(name, desc.size, tarfile.REGTYPE))
+        copy_blob(blobs, desc, self.sink)
+        pad = _padding(desc.size)
+        if pad:
+            self.sink.write(pad)
+
+    def finish(self) -> None:
+        self.sink.write(bytes(2 * BLOCK))

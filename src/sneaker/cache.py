@@ -1,0 +1,174 @@
+"""A content-addressed blob cache shared by every image and every output format.
+
+Layout under the root::
+
+    blobs/sha256/<hex>          complete, verified blobs (never written in place)
+    partial/sha256/<hex>        an interrupted download, resumed on the next run
+    partial/sha256/<hex>.json   what the server said about it (validator for If-Range)
+    locks/sha256/<hex>.lock     one lock per digest, so two sneaker processes never
+                                download the same blob into the same partial file
+
+A blob only appears under ``blobs/`` by an atomic rename after its digest and
+size were checked, so readers never see a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .digest import Digest
+from .errors import Interrupted, NotFound
+from .model import Descriptor
+
+__all__ = ["BlobCache", "PartialState", "default_cache_dir"]
+
+_LOCK_POLL = 0.2
+
+
+def default_cache_dir() -> Path:
+    """``$SNEAKER_CACHE_DIR``, else the user cache directory (``~/.cache/sneaker`` on Linux)."""
+    env = os.environ.get("SNEAKER_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sneaker", appauthor=False))
+
+
+@dataclass
+class PartialState:
+    """What is on disk of an interrupted download."""
+
+    path: Path
+    size: int
+    validator: str | None
+
+
+class BlobCache:
+    """Blobs by digest on the local disk; implements :class:`sneaker.imageset.BlobSource`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    @contextmanager
+    def temporary(cls, parent: Path | None = None) -> Iterator[BlobCache]:
+        """A throw-away cache (``--no-cache``), removed when the block ends."""
+        tmp = tempfile.mkdtemp(prefix=".sneaker-blobs-", dir=parent)
+        try:
+            yield cls(Path(tmp))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def path(self, digest: Digest) -> Path:
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def has(self, desc: Descriptor) -> bool:
+        try:
+            return self.path(desc.digest).stat().st_size == desc.size
+        except FileNotFoundError:
+            return False
+
+    def lock(self, digest: Digest) -> AbstractContextManager[object]:
+        """The inter-process lock of one digest (blocking; see :meth:`locked`)."""
+        from filelock import FileLock
+
+        return FileLock(str(self._lock_path(digest)))
+
+    def _lock_path(self, digest: Digest) -> Path:
+        lock_path = self.root / "locks" / digest.algorithm / f"{digest.hex}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return lock_path
+
+    @contextmanager
+    def locked(
+        self,
+        digest: Digest,
+        *,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Iterator[None]:
+        """Hold the lock of ``digest`` for the block, waiting while another process has it.
+
+        ``on_wait`` is called once if the lock is busy; ``cancel`` (when set) ends
+        the wait with :class:`Interrupted`. The lock is an OS file lock: a process
+        that dies (even by SIGKILL) releases it.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self._lock_path(digest)))
+        timeout = 0.0
+        while True:
+            try:
+                lock.acquire(timeout=timeout, poll_interval=0.05)
+                break
+            except Timeout:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("cancelled while waiting for a blob lock") from None
+                if timeout == 0.0 and on_wait is not None:
+                    on_wait()
+                timeout = _LOCK_POLL
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- partial downloads -------------------------------------------------------------
+
+    def partial_path(self, digest: Digest) -> Path:
+        return self.root / "partial" / digest.algorithm / digest.hex
+
+    def partial(self, digest: Digest) -> PartialState | None:
+        path = self.partial_path(digest)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        validator = None
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            validator = meta.get("validator")
+        except (OSError, ValueError, AttributeError):
+            pass
+        return PartialState(path, size, validator if isinstance(validator, str) else None)
+
+    def save_validator(self, digest: Digest, validator: str | None) -> None:
+        meta = self.partial_path(digest).with_suffix(".json")
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"validator": validator}))
+
+    def discard_partial(self, digest: Digest) -> None:
+        path = self.partial_path(digest)
+        for p in (path, path.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+
+    def commit_partial(self, digest: Digest) -> Path:
+        """Move a verified partial download to its final name (atomic rename)."""
+        final = self.path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.partial_path(digest), final)
+        self.partial_path(digest).with_suffix(".json").unlink(missing_ok=True)
+        return final
+
+    # -- BlobSource ----------------------------------------------------------------------
+
+    def blob_path(self, desc: Descriptor) -> Path | None:
+        return self.path(desc.digest) if self.has(desc) else None
+
+    @contextmanager
+    def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
+        try:
+            handle = self.path(desc.digest).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {desc.digest} is not in the cache at {self.root}") from None
+        with handle:
+            yield handle

@@ -1,0 +1,125 @@
+"""Options shared by several verbs (registry access, platform, output, progress)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..registry.client import RegistryOptions
+    from ..selection import PlatformRequest
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def registry_options(func: F) -> F:
+    """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries."""
+    decorators = [
+        click.option(
+            "--ca-cert",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Trust this CA certificate (PEM) for the registry's TLS.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Skip TLS certificate verification (dangerous; prints a warning).",
+        ),
+        click.option(
+            "--plain-http",
+            is_flag=True,
+            help="Allow plain HTTP to registries that are not on loopback.",
+        ),
+        click.option("--username", "-u", help="Registry user name (instead of config.json)."),
+        click.option(
+            "--password-stdin",
+            is_flag=True,
+            help="Read the password or token for --username from standard input.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 50),
+            default=5,
+            show_default=True,
+            help="Retries for failed requests (backoff with jitter; 429 honours Retry-After).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def build_registry_options(
+    ca_cert: Path | None,
+    insecure: bool,
+    plain_http: bool,
+    username: str | None,
+    password_stdin: bool,
+    retries: int = 5,
+) -> RegistryOptions:
+    password = None
+    if password_stdin:
+        if not username:
+            raise UsageError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin: nothing was read from standard input")
+    elif username:
+        raise UsageError(
+            "--username needs --password-stdin",
+            hint='pipe the password: echo "$TOKEN" | sneaker ... -u USER --password-stdin',
+        )
+    from .. import __version__
+    from ..registry.client import RegistryOptions
+
+    if insecure:
+        click.echo("warning: TLS certificate verification is disabled (--insecure)", err=True)
+    return RegistryOptions(
+        ca_cert=ca_cert,
+        insecure=insecure,
+        plain_http=plain_http,
+        username=username,
+        password=password,
+        retries=retries,
+        user_agent=f"sneaker/{__version__}",
+    )
+
+
+def parse_platform_option(value: str | None) -> PlatformRequest:
+    from ..platform import parse_platform_list
+    from ..selection import PlatformRequest
+
+    if not value:
+        return PlatformRequest()
+    if value.strip().lower() == "all":
+        return PlatformRequest(all=True)
+    return PlatformRequest(platforms=tuple(parse_platform_list(value)))
+
+
+def parse_split_option(value: str | None) -> int | None:
+    if not value:
+        return None
+    from ..archive.split import parse_size
+
+    return parse_size(value)
+
+
+platform_option = click.option(
+    "--platform",
+    metavar="OS/ARCH[/VARIANT]|all|LIST",
+    help="Platform to pull (default: this machine's); 'all' keeps the whole index; "
+    "a comma-separated list keeps those.",
+)
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+split_option = click.option(
+    "--split",
+    metavar="SIZE",
+    help="Write the archive in parts of at most SIZE (e.g. 4G for FAT32, 700M for a CD).",
+)

@@ -1,0 +1,109 @@
+"""``sneaker plan``: parse, dispatch to :func:`sneaker.verbs.plan.plan`, print the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import (
+    build_registry_options,
+    json_option,
+    parse_platform_option,
+    platform_option,
+    quiet_option,
+    registry_options,
+)
+
+images_file_option = click.option(
+    "-f",
+    "--images-file",
+    "images_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
+)
+from_option = click.option(
+    "--from",
+    "from_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
+)
+
+
+@click.command("plan")
+@click.argument("images", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the plan into (new or empty).",
+)
+@images_file_option
+@from_option
+@platform_option
+@registry_options
+@quiet_option
+@json_option
+def command(
+    images: tuple[str, ...],
+    output: Path,
+    images_files: tuple[Path, ...],
+    from_files: tuple[Path, ...],
+    platform: str | None,
+    ca_cert: Path | None,
+    insecure: bool,
+    plain_http: bool,
+    username: str | None,
+    password_stdin: bool,
+    retries: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Resolve IMAGES now and write a download plan into a directory.
+
+    The directory holds the manifests and configs, urls.txt (every blob URL),
+    SHA256SUMS, plan.json and fetch.sh, a POSIX shell script that fetches every
+    blob with curl alone. Bring the filled directory back and run
+    `sneaker assemble DIR -o OUT`.
+    """
+    from ..digest import Digest
+    from ..imagelist import collect_images
+    from ..progress import choose_progress, human_size
+    from ..verbs.plan import PLAN_FILE, plan
+
+    references = collect_images(images, images_files, from_files)
+    options = build_registry_options(
+        ca_cert, insecure, plain_http, username, password_stdin, retries
+    )
+    progress = choose_progress(quiet or as_json)
+    try:
+        result = plan(
+            references,
+            output,
+            platform=parse_platform_option(platform),
+            options=options,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    plan_digest = Digest.of_bytes((result.output / PLAN_FILE).read_bytes())
+    if as_json:
+        summary = result.to_json()
+        summary["plan_digest"] = str(plan_digest)
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"wrote plan {result.output}: {len(result.images)} image(s), "
+        f"{result.blob_count} blobs ({human_size(result.blob_size)}) to fetch"
+    )
+    for image in result.images:
+        platforms = ",".join(str(p) for p in image.platforms) or "unknown platform"
+        note = " (index rewritten)" if image.record.rewritten else ""
+        click.echo(f"  {image.reference} {platforms} {image.record.root.digest}{note}")
+    click.echo(f"plan digest: {plan_digest}")
+    click.echo(f"next: sh {result.output / 'fetch.sh'}  (curl only), then")
+    click.echo(f"      sneaker assemble {result.output} -o images.tar --plan-digest {plan_digest}")

@@ -1,0 +1,136 @@
+"""``sneaker pull``: parse, dispatch to :func:`sneaker.verbs.pull.pull`, print the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import (
+    build_registry_options,
+    json_option,
+    parse_platform_option,
+    parse_split_option,
+    platform_option,
+    quiet_option,
+    registry_options,
+    split_option,
+)
+from .plan import from_option, images_file_option
+
+
+@click.command("pull")
+@click.argument("images", nargs=-1)
+@images_file_option
+@from_option
+@click.option("-o", "--output", help="Output archive (or directory/ for --format oci).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker", "oci"]),
+    default="docker",
+    show_default=True,
+    help="docker: what docker/podman load and ctr import accept; oci: an OCI layout.",
+)
+@platform_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Blobs downloaded at once.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Blob cache (default: the user cache directory).",
+)
+@click.option("--no-cache", is_flag=True, help="Do not read or fill the blob cache.")
+@split_option
+@registry_options
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="[SOURCE=]MIRROR",
+    help="Try MIRROR (host[:port][/path], http:// for plain HTTP) before the registry: "
+    "for Docker Hub, or for SOURCE (a registry or registry/namespace). Repeatable; "
+    "tried before registries.conf and daemon.json mirrors.",
+)
+@quiet_option
+@json_option
+def command(
+    images: tuple[str, ...],
+    images_files: tuple[Path, ...],
+    from_files: tuple[Path, ...],
+    output: str | None,
+    fmt: str,
+    platform: str | None,
+    jobs: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+    split: str | None,
+    ca_cert: Path | None,
+    insecure: bool,
+    plain_http: bool,
+    username: str | None,
+    password_stdin: bool,
+    retries: int,
+    mirrors: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Pull IMAGES (e.g. ubuntu:22.04, ghcr.io/org/app@sha256:...) into one archive.
+
+    Without -o the archive is named after the image (ubuntu_22.04.tar).
+    """
+    from ..imagelist import collect_images
+    from ..progress import choose_progress
+    from ..settings import load_settings
+    from ..verbs.pull import pull
+
+    options = build_registry_options(
+        ca_cert, insecure, plain_http, username, password_stdin, retries
+    )
+    settings = load_settings(
+        mirrors=mirrors,
+        plain_http=plain_http,
+        warn=lambda message: click.echo(f"warning: {message}", err=True),
+    )
+    progress = choose_progress(quiet or as_json)
+    try:
+        result = pull(
+            collect_images(images, images_files, from_files),
+            output,
+            format=fmt,
+            platform=parse_platform_option(platform),
+            options=options,
+            cache_dir=cache_dir,
+            use_cache=not no_cache,
+            jobs=jobs,
+            split=parse_split_option(split),
+            progress=progress,
+            settings=settings,
+        )
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    from ..progress import human_size
+
+    kind = {
+        "docker-archive": "docker archive",
+        "oci-archive": "OCI archive",
+        "oci-layout": "OCI layout",
+    }[result.format]
+    where = f"{len(result.parts)} parts of {result.output}" if result.parts else str(result.output)
+    click.echo(f"wrote {where} ({kind}, {human_size(result.size)})")
+    for image in result.images:
+        platforms = ",".join(image.platforms) or "unknown platform"
+        note = (
+            " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
+        )
+        click.echo(f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}")

@@ -1,0 +1,63 @@
+"""Turning exceptions into one line (``error: ...`` / ``hint: ...``) and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from ..errors import Interrupted, SneakerError
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("SNEAKER_DEBUG", "") not in ("", "0")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` for a person and return the exit code that goes with it."""
+    if debug_enabled():
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if isinstance(exc, SneakerError):
+        click.echo(f"error: {_one_line(exc.message)}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {_one_line(exc.hint)}", err=True)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("error: interrupted", err=True)
+        return Interrupted.exit_code
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        return 1
+    click.echo(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
+    click.echo("hint: run again with --debug for the full trace, and report it", err=True)
+    return 1
+
+
+def run_guarded(command: click.Command, argv: list[str] | None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        os.environ["SNEAKER_DEBUG"] = "1"
+    try:
+        result: Any = command.main(args=args, prog_name="sneaker", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        return Interrupted.exit_code
+    except click.ClickException as exc:
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        return 2
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            return int(exc.code) if isinstance(exc.code, int) else 1
+        return report(exc)
+    return int(result) if isinstance(result, int) else 0

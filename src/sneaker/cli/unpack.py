@@ -1,0 +1,105 @@
+"""``sneaker unpack``: an image's root filesystem into a directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import (
+    build_registry_options,
+    json_option,
+    quiet_option,
+    registry_options,
+)
+
+
+@click.command("unpack")
+@click.argument("source")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--platform",
+    metavar="OS/ARCH[/VARIANT]",
+    help="Platform to unpack from a multi-platform image (default: this machine's).",
+)
+@click.option("--image", metavar="NAME", help="Which image of a multi-image archive.")
+@click.option("--force", is_flag=True, help="Unpack over a directory that is not empty.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Blob cache for a remote SOURCE.",
+)
+@registry_options
+@quiet_option
+@json_option
+def command(
+    source: str,
+    dest: Path,
+    platform: str | None,
+    image: str | None,
+    force: bool,
+    cache_dir: Path | None,
+    ca_cert: Path | None,
+    insecure: bool,
+    plain_http: bool,
+    username: str | None,
+    password_stdin: bool,
+    retries: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Extract the root filesystem of SOURCE (an archive, or an image reference) into DEST.
+
+    Layers are applied in order with whiteouts; nothing is ever written outside DEST,
+    and device nodes are skipped with a warning.
+    """
+    from ..platform import parse_platform
+    from ..progress import choose_progress
+    from ..verbs.inspect import _looks_like_path
+    from ..verbs.unpack import unpack, unpack_remote
+
+    wanted = parse_platform(platform) if platform else None
+
+    def warn(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    progress = choose_progress(quiet or as_json)
+    try:
+        if _looks_like_path(source):
+            from ..archive import open_archive
+
+            with open_archive(Path(source)) as archive:
+                result = unpack(
+                    archive,
+                    dest,
+                    platform=wanted,
+                    image=image,
+                    force=force,
+                    progress=progress,
+                    warn=warn,
+                )
+        else:
+            options = build_registry_options(
+                ca_cert, insecure, plain_http, username, password_stdin, retries
+            )
+            result = unpack_remote(
+                source,
+                dest,
+                platform=wanted,
+                options=options,
+                cache_dir=cache_dir,
+                force=force,
+                progress=progress,
+                warn=warn,
+            )
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    platform_text = f" {result.platform}" if result.platform else ""
+    click.echo(
+        f"unpacked {result.reference or 'image'}{platform_text} into {result.dest}: "
+        f"{result.layers} layers, {result.stats.files} files"
+    )

@@ -1,0 +1,49 @@
+"""``sneaker verify``: every digest, size and link of an archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .options import json_option, quiet_option
+
+
+@click.command("verify")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also decompress every layer and check its diff ID against the config.",
+)
+@quiet_option
+@json_option
+def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
+    """Check ARCHIVE (any archive or layout sneaker reads, or a split set by its base name).
+
+    Lists every problem found and exits non-zero (7) if there is any.
+    """
+    from ..errors import VerificationFailed
+    from ..progress import choose_progress
+    from ..verbs.verify import verify_archive
+
+    progress = choose_progress(quiet or as_json)
+    try:
+        problems = verify_archive(archive, deep=deep, progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(
+            json.dumps({"archive": str(archive), "deep": deep, "problems": problems}, indent=2)
+        )
+    if problems:
+        if not as_json:
+            for line in problems:
+                click.echo(f"problem: {line}")
+        raise VerificationFailed(problems)
+    if not as_json:
+        click.echo(
+            f"{archive}: all digests, sizes and links check out"
+            + (" (layers decompressed and diff IDs checked)" if deep else "")
+        )

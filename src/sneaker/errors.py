@@ -1,0 +1,173 @@
+"""Every error sneaker raises on purpose, in one tree.
+
+The CLI renders any of these as a single line, ``error: <message>``, followed by
+``hint: <hint>`` when one helps, and exits with the class's ``exit_code``.
+Anything that is not a ``SneakerError`` is a bug and is shown with ``--debug``.
+
+    SneakerError                      exit 1
+    ├── UsageError                    exit 2   bad arguments or options
+    │   ├── InvalidReference                   reference grammar
+    │   ├── InvalidDigest                      digest grammar or unknown algorithm
+    │   └── InvalidPlatform                    platform grammar
+    ├── ConfigError                   exit 3   config.json, registries.conf, daemon.json
+    │   └── RegistryBlocked                    a settings file blocks the registry
+    ├── AuthError                     exit 4   credentials refused or missing
+    ├── NotFound                      exit 5   repository, tag, digest or blob unknown
+    │   └── NoMatchingPlatform                 the image has no such platform
+    ├── NetworkError                  exit 6   connection, TLS, retries exhausted
+    │   ├── TLSError
+    │   └── RateLimited                        429 after every retry
+    ├── RegistryError                 exit 6   the registry answered with an error
+    ├── IntegrityError                exit 7   digest or size mismatch, damaged content
+    │   ├── ManifestInvalid                    manifest, index or config breaks its schema
+    │   └── VerificationFailed                 ``verify`` found problems (lists them)
+    ├── ArchiveError                  exit 8   unreadable or hostile archive or layout
+    │   └── UnsafePath                         traversal, absolute name, link escape
+    ├── UnsupportedError              exit 9   a format sneaker does not handle
+    └── Interrupted                   exit 130 Ctrl-C
+
+Messages never contain a password or a token: code that builds an error from a
+request must pass URLs through :func:`sneaker.registry.redact.redact_url` first.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "AuthError",
+    "ConfigError",
+    "IntegrityError",
+    "Interrupted",
+    "InvalidDigest",
+    "InvalidPlatform",
+    "InvalidReference",
+    "ManifestInvalid",
+    "NetworkError",
+    "NoMatchingPlatform",
+    "NotFound",
+    "RateLimited",
+    "RegistryBlocked",
+    "RegistryError",
+    "SneakerError",
+    "TLSError",
+    "UnsafePath",
+    "UnsupportedError",
+    "UsageError",
+    "VerificationFailed",
+]
+
+
+class SneakerError(Exception):
+    """Base of every error sneaker raises deliberately."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SneakerError):
+    exit_code = 2
+
+
+class InvalidReference(UsageError):
+    pass
+
+
+class InvalidDigest(UsageError):
+    pass
+
+
+class InvalidPlatform(UsageError):
+    pass
+
+
+class ConfigError(SneakerError):
+    exit_code = 3
+
+
+class RegistryBlocked(ConfigError):
+    pass
+
+
+class AuthError(SneakerError):
+    exit_code = 4
+
+
+class NotFound(SneakerError):
+    exit_code = 5
+
+
+class NoMatchingPlatform(NotFound):
+    pass
+
+
+class NetworkError(SneakerError):
+    exit_code = 6
+
+
+class TLSError(NetworkError):
+    pass
+
+
+class RateLimited(NetworkError):
+    pass
+
+
+class RegistryError(SneakerError):
+    """The registry answered with an error the client cannot act on.
+
+    ``status`` is the HTTP status, ``codes`` the distribution error codes
+    (``MANIFEST_INVALID``, ``BLOB_UNKNOWN``, ...) from the body.
+    """
+
+    exit_code = 6
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        codes: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.codes = codes
+
+
+class IntegrityError(SneakerError):
+    exit_code = 7
+
+
+class ManifestInvalid(IntegrityError):
+    pass
+
+
+class VerificationFailed(IntegrityError):
+    def __init__(self, problems: list[str]) -> None:
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} {noun} found: " + "; ".join(problems))
+        self.problems = problems
+
+
+class ArchiveError(SneakerError):
+    exit_code = 8
+
+
+class UnsafePath(ArchiveError):
+    pass
+
+
+class UnsupportedError(SneakerError):
+    exit_code = 9
+
+
+class Interrupted(SneakerError):
+    exit_code = 130

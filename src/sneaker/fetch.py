@@ -1,0 +1,340 @@
+"""The blob download engine: parallel, resumable, verified while writing.
+
+Each blob goes to the cache's partial file, hashed as it is written; it moves
+to its final name only when digest and size match. A run that is cut off
+(network, Ctrl-C, SIGKILL) leaves the partial file, and the next run continues
+it with ``Range`` + ``If-Range``: only a 206 whose ``Content-Range`` starts
+where the file ends (and runs to the blob's end) is trusted, anything else
+restarts that blob from zero.
+
+Who retries what:
+
+* the transport (:mod:`sneaker.registry.transport`) retries a request that got
+  no usable answer (connection refused or reset, timeouts, 429 with
+  ``Retry-After``, 502/503/504) with backoff and jitter, and raises the last
+  error when its retries are spent: that error is final here too;
+* this module retries a body cut off mid-stream, continuing from the bytes
+  already on disk; it gives up after :data:`STALL_ATTEMPTS` failures in a row
+  that brought no new byte, or :data:`MAX_ATTEMPTS` in all.
+
+One digest is downloaded by one thread of one process at a time (a file lock
+per digest in the cache), so sneaker processes sharing a cache never fetch a
+blob twice nor write the same partial file.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from .cache import BlobCache
+from .digest import DigestingWriter
+from .errors import IntegrityError, Interrupted, NetworkError, RegistryError
+from .model import Descriptor
+from .progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from .registry.client import BlobResponse, RegistryClient
+
+__all__ = ["CHUNK", "BlobJob", "FetchStats", "fetch_blobs", "fetch_one"]
+
+#: bytes read from the socket and written to the partial file at a time
+CHUNK = 1 << 20
+#: mid-stream failures in a row, without a new byte on disk, before giving up on a blob
+STALL_ATTEMPTS = 5
+#: mid-stream failures for one blob in all, however much each attempt brought
+MAX_ATTEMPTS = 50
+#: how long a cancelled :func:`fetch_blobs` waits for its downloads to stop cleanly
+CANCEL_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class BlobJob:
+    """One blob to fetch: from which client and repository."""
+
+    client: RegistryClient
+    repository: str
+    desc: Descriptor
+    label: str = ""
+
+
+@dataclass
+class FetchStats:
+    downloaded: int = 0
+    cached: int = 0
+    resumed: int = 0
+
+
+def _hash_existing(handle: BinaryIO, writer: DigestingWriter, size: int) -> None:
+    """Feed the first ``size`` bytes of a partial file to ``writer``'s hash."""
+    handle.seek(0)
+    remaining = size
+    while remaining:
+        chunk = handle.read(min(CHUNK, remaining))
+        if not chunk:
+            break
+        writer.prime(chunk)
+        remaining -= len(chunk)
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(8.0, 0.25 * (2**attempt)) * (0.5 + random.random()))
+
+
+def _trusted_resume(response: BlobResponse, offset: int, size: int) -> bool:
+    """A 206 carrying exactly the bytes from ``offset`` to the end of the blob."""
+    if offset <= 0 or response.status != 206 or response.content_range is None:
+        return False
+    start, end, total = response.content_range
+    return start == offset and end == size - 1 and total in (None, size)
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Interrupted("download cancelled; partial data kept for the next run")
+
+
+def _complete_partial(cache: BlobCache, desc: Descriptor, key: str) -> bool:
+    """A partial file that already holds every byte: commit it if it is right."""
+    path = cache.partial_path(desc.digest)
+    with path.open("rb") as handle:
+        writer = DigestingWriter(handle, desc.digest, desc.size, what=f"blob {key}")
+        _hash_existing(handle, writer, desc.size)
+    try:
+        writer.check()
+    except IntegrityError:
+        cache.discard_partial(desc.digest)
+        return False
+    cache.commit_partial(desc.digest)
+    return True
+
+
+def fetch_one(
+    job: BlobJob,
+    cache: BlobCache,
+    progress: Progress,
+    sleep: Callable[[float], None] = time.sleep,
+    cancel: threading.Event | None = None,
+) -> str:
+    """Fetch one blob into ``cache``; return ``"cached"``, ``"resumed"`` or ``"downloaded"``.
+
+    Raises :class:`Interrupted` when ``cancel`` is set (the partial file stays),
+    :class:`IntegrityError` when the registry's bytes do not match the
+    descriptor (nothing stays), and the transport's error when a request fails
+    for good.
+    """
+    desc = job.desc
+    key = str(desc.digest)
+    label = job.label or desc.digest.short
+    progress.start(key, label, desc.size)
+    if cache.has(desc):
+        progress.finish(key, "cached")
+        return "cached"
+
+    def waiting() -> None:
+        progress.message(f"{label}: waiting for another sneaker process to download it")
+
+    with cache.locked(desc.digest, cancel=cancel, on_wait=waiting):
+        if cache.has(desc):  # the other process finished it meanwhile
+            progress.finish(key, "cached")
+            return "cached"
+        reused = False
+        restarted = False
+        stalls = 0
+        attempts = 0
+        furthest = -1
+        while True:
+            _check_cancel(cancel)
+            state = cache.partial(desc.digest)
+            offset = state.size if state is not None else 0
+            if offset > desc.size:
+                cache.discard_partial(desc.digest)
+                state, offset = None, 0
+            if offset == desc.size and offset > 0:
+                if _complete_partial(cache, desc, key):
+                    progress.finish(key, "resumed")
+                    return "resumed"
+                state, offset = None, 0
+            furthest = max(furthest, offset)
+            try:
+                response = job.client.open_blob(
+                    job.repository,
+                    desc.digest,
+                    offset=offset,
+                    validator=state.validator if state else None,
+                )
+            except RegistryError as exc:
+                # a 206 for other bytes than asked, or a range the registry cannot serve
+                if offset > 0 and exc.status in (206, 416) and not restarted:
+                    cache.discard_partial(desc.digest)
+                    restarted = True
+                    continue
+                raise
+            path = cache.partial_path(desc.digest)
+            try:
+                with response:
+                    resume = _trusted_resume(response, offset, desc.size)
+                    if response.status == 206 and not resume:
+                        # bytes we did not ask for: start this blob again from zero
+                        response.close()
+                        cache.discard_partial(desc.digest)
+                        if restarted:
+                            raise RegistryError(
+                                f"{job.client.registry} answered a range request for blob "
+                                f"{key} with Content-Range "
+                                f"{response.headers.get('Content-Range')!r}",
+                                status=206,
+                            )
+                        restarted = True
+                        continue
+                    cache.save_validator(desc.digest, response.validator)
+                    with path.open("r+b" if resume else "wb") as handle:
+                        writer = DigestingWriter(handle, desc.digest, desc.size, what=f"blob {key}")
+                        if resume:
+                            _hash_existing(handle, writer, offset)
+                            handle.seek(offset)
+                            handle.truncate()
+                            reused = True
+                        else:
+                            reused = False
+                        progress.reset(key, writer.written)
+                        for chunk in response.iter_chunks(CHUNK):
+                            _check_cancel(cancel)
+                            writer.write(chunk)
+                            progress.advance(key, len(chunk))
+                        handle.flush()
+                        writer.check()
+            except NetworkError:
+                # the body was cut: what arrived is on disk, continue from there
+                _check_cancel(cancel)
+                attempts += 1
+                state = cache.partial(desc.digest)
+                now = state.size if state is not None else 0
+                stalls = 0 if now > furthest else stalls + 1
+                furthest = max(furthest, now)
+                if stalls >= STALL_ATTEMPTS or attempts >= MAX_ATTEMPTS:
+                    raise
+                sleep(_backoff(stalls))
+                continue
+            except IntegrityError:
+                cache.discard_partial(desc.digest)
+                if reused and not restarted:
+                    # the bytes kept from an earlier run may be the bad ones: once more, whole
+                    restarted = True
+                    continue
+                raise
+            cache.commit_partial(desc.digest)
+            progress.finish(key, "resumed" if reused else "")
+            return "resumed" if reused else "downloaded"
+
+
+class _Pool:
+    """``parallel`` daemon threads draining a list of jobs; the first error stops the rest.
+
+    Daemon threads, so that a Ctrl-C never waits for a download stuck on a slow
+    socket: the cancel event stops each at its next chunk, with a grace period.
+    """
+
+    def __init__(
+        self,
+        jobs: list[BlobJob],
+        work: Callable[[BlobJob], str],
+        parallel: int,
+        cancel: threading.Event,
+    ) -> None:
+        self._jobs = jobs
+        self._work = work
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self._next = 0
+        self.results: list[str] = []
+        self.error: BaseException | None = None
+        self._threads = [
+            threading.Thread(target=self._run, name=f"fetch-{i}", daemon=True)
+            for i in range(max(1, min(parallel, len(jobs))))
+        ]
+
+    def _take(self) -> BlobJob | None:
+        with self._lock:
+            if self._cancel.is_set() or self._next >= len(self._jobs):
+                return None
+            job = self._jobs[self._next]
+            self._next += 1
+            return job
+
+    def _run(self) -> None:
+        while True:
+            job = self._take()
+            if job is None:
+                return
+            try:
+                result = self._work(job)
+            except BaseException as exc:
+                with self._lock:
+                    if self.error is None and not (
+                        isinstance(exc, Interrupted) and self._cancel.is_set()
+                    ):
+                        self.error = exc
+                self._cancel.set()
+                return
+            with self._lock:
+                self.results.append(result)
+
+    def run(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        try:
+            for thread in self._threads:
+                while thread.is_alive():
+                    thread.join(0.5)
+        except BaseException:
+            # Ctrl-C: every download stops at its next chunk; partial files stay
+            self._cancel.set()
+            deadline = time.monotonic() + CANCEL_GRACE
+            for thread in self._threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            raise
+
+
+def fetch_blobs(
+    jobs: Iterable[BlobJob],
+    cache: BlobCache,
+    *,
+    parallel: int = 4,
+    progress: Progress | None = None,
+) -> FetchStats:
+    """Fetch every job's blob (each digest once) with ``parallel`` threads, largest first.
+
+    The first failure stops the rest: downloads not started are skipped, running
+    ones stop at their next chunk and keep their partial files; the failure is
+    raised. Ctrl-C does the same and raises :class:`KeyboardInterrupt`.
+    """
+    progress = progress or NullProgress()
+    unique: dict[str, BlobJob] = {}
+    for job in jobs:
+        unique.setdefault(str(job.desc.digest), job)
+    ordered = sorted(unique.values(), key=lambda j: -j.desc.size)
+    stats = FetchStats()
+    if not ordered:
+        return stats
+    cancel = threading.Event()
+
+    def work(job: BlobJob) -> str:
+        return fetch_one(job, cache, progress, cancel=cancel)
+
+    pool = _Pool(ordered, work, parallel, cancel)
+    pool.run()
+    if pool.error is not None:
+        raise pool.error
+    for result in pool.results:
+        if result == "cached":
+            stats.cached += 1
+        elif result == "resumed":
+            stats.resumed += 1
+        else:
+            stats.downloaded += 1
+    return stats

@@ -1,0 +1,197 @@
+"""Lists of images to carry: images files, docker-compose files and Kubernetes YAML.
+
+- :func:`read_images_file`: one reference per line; ``#`` starts a comment
+  (a whole line or the end of one); blank lines are skipped; ``-`` reads
+  standard input.
+- :func:`images_from_yaml`: the ``image:`` values of a YAML file, any number of
+  documents. Rather than knowing every kind (Deployment, CronJob, Pod,
+  ``initContainers``, compose ``services``, ``List`` items, ...), it walks every
+  mapping and takes each ``image`` key whose value is a non-empty string; a
+  mapping under ``image`` (a Helm-style ``image: {repository: ...}``, an image
+  volume source) is not a reference and is passed over. Compose's ``${VAR}``,
+  ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``, ``$VAR`` and
+  ``$$`` are expanded from the environment, as ``docker compose`` does.
+- :func:`collect_images`: positional references plus those files, each image
+  once (by its normalised name), in order.
+
+Every reference is checked with :func:`sneaker.reference.parse_reference`; a
+bad one is an error naming the file and line. Results keep the spelling the
+file used. Reading YAML uses PyYAML's safe loader only (no object construction).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, InvalidReference, UsageError
+from .reference import parse_reference
+
+__all__ = ["collect_images", "images_from_yaml", "read_images_file"]
+
+#: images files and YAML files larger than this are refused (they are lists, not data)
+MAX_LIST_BYTES = 16 * 1024 * 1024
+
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def _read_text(path: Path | str, what: str) -> tuple[str, str]:
+    """The text of ``path`` (``-`` is standard input) and the name to use in messages."""
+    if str(path) == "-":
+        return sys.stdin.read(MAX_LIST_BYTES + 1), "<stdin>"
+    name = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LIST_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} {name} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {name} is a directory, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
+    if len(data) > MAX_LIST_BYTES:
+        raise ConfigError(f"{what} {name} is larger than {MAX_LIST_BYTES // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8-sig"), name
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _checked(text: str, where: str) -> str:
+    try:
+        parse_reference(text)
+    except InvalidReference as exc:
+        raise InvalidReference(f"{where}: {exc.message}", hint=exc.hint) from None
+    return text
+
+
+def _dedup(references: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for text in references:
+        key = str(parse_reference(text))
+        if key not in seen:
+            seen.add(key)
+            out.append(text)
+    return out
+
+
+def read_images_file(path: Path | str) -> list[str]:
+    """The references in an images file, each once, in file order."""
+    text, name = _read_text(path, "images file")
+    found: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            found.append(_checked(entry, f"{name} line {number}"))
+    return _dedup(found)
+
+
+# -- YAML ---------------------------------------------------------------------------------
+
+
+def expand_variables(value: str, environ: Mapping[str, str], where: str) -> str:
+    """Compose-style interpolation of ``value``; an unset variable without default is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("named")
+        op = match.group("op")
+        arg = match.group("arg") or ""
+        current = environ.get(name)
+        if op is None:
+            if current is None:
+                raise ConfigError(
+                    f"{where}: variable {name} is not set",
+                    hint=f"set it in the environment (export {name}=...) or give a default "
+                    f"with ${{{name}:-default}}",
+                )
+            return current
+        unset = current is None or (op.startswith(":") and current == "")
+        if op.endswith("-"):
+            return arg if unset else str(current)
+        if unset:
+            raise ConfigError(f"{where}: variable {name}: {arg or 'is not set'}")
+        return str(current)
+
+    if "$" not in value:
+        return value
+    return _VARIABLE.sub(substitute, value)
+
+
+def _image_nodes(root: Any) -> Iterator[Any]:
+    """Every scalar node that is the value of an ``image`` key, depth first, each node once."""
+    import yaml
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = []
+            for key, value in node.value:
+                if (
+                    isinstance(key, yaml.ScalarNode)
+                    and key.value == "image"
+                    and isinstance(value, yaml.ScalarNode)
+                    and value.tag == "tag:yaml.org,2002:str"
+                ):
+                    yield value
+                children.append(value)
+            stack.extend(reversed(children))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+
+
+def images_from_yaml(path: Path | str, *, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The ``image:`` references of a compose file or Kubernetes YAML, each once, in order."""
+    import yaml
+
+    text, name = _read_text(path, "YAML file")
+    env = os.environ if environ is None else environ
+    found: list[str] = []
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{name} line {mark.line + 1}" if mark is not None else name
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: invalid YAML: {exc}") from None
+    for document in documents:
+        if document is None:
+            continue
+        for node in _image_nodes(document):
+            raw = str(node.value).strip()
+            if not raw:
+                continue
+            where = f"{name} line {node.start_mark.line + 1}"
+            found.append(_checked(expand_variables(raw, env, where), where))
+    return _dedup(found)
+
+
+def collect_images(
+    references: Sequence[str] = (),
+    images_files: Sequence[Path | str] = (),
+    yaml_files: Sequence[Path | str] = (),
+) -> list[str]:
+    """Positional references, then those of each images file, then each YAML file; each once."""
+    merged: list[str] = list(references)
+    for path in images_files:
+        merged.extend(read_images_file(path))
+    for path in yaml_files:
+        merged.extend(images_from_yaml(path))
+    return _dedup(merged)

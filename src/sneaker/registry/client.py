@@ -1,0 +1,607 @@
+"""``RegistryClient``: the distribution API of one registry, on the transport and auth flow.
+
+One client per registry, shared by threads: the connection pools, the token
+cache and the learnt scheme are per client; nothing here holds a blob in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, BinaryIO
+from urllib.parse import quote, urljoin
+
+from urllib3.exceptions import HTTPError
+
+from .. import mediatypes as mt
+from ..digest import Digest
+from ..errors import (
+    IntegrityError,
+    InvalidDigest,
+    ManifestInvalid,
+    NetworkError,
+    RegistryError,
+)
+from ..model import MAX_MANIFEST_BYTES, Descriptor, sniff_media_type
+from ..reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from .auth import Authenticator
+from .challenge import Scope, scopes_for_mount, scopes_for_pull, scopes_for_push
+from .credentials import Credential, find_credential
+from .headers import append_query, media_type_of, next_link, parse_content_range
+from .messages import Body, Request
+from .options import DEFAULT_OPTIONS, RegistryOptions
+from .problems import Subject, raise_for_status
+from .redact import redact_url
+from .transport import Sent, Transport, describe_exception, read_capped, release
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "BlobResponse", "RegistryClient", "RegistryOptions"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
+_ERROR_BODY_LIMIT = 64 * 1024
+_GENERIC_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
+_MAX_PAGES = 10_000
+
+
+class BlobResponse:
+    """A blob on the wire. A context manager: leaving it releases the connection.
+
+    ``iter_chunks`` yields the bytes exactly as sent (no content decoding) and
+    raises :class:`NetworkError` when the connection is cut.
+    """
+
+    def __init__(self, sent: Sent, subject: Subject) -> None:
+        self._sent = sent
+        self._subject = subject
+        self._closed = False
+        self.status: int = sent.status
+        self.headers: Mapping[str, str] = sent.headers
+        self.content_range: tuple[int, int, int | None] | None = parse_content_range(
+            self.headers.get("Content-Range")
+        )
+        length = self.headers.get("Content-Length", "")
+        self.content_length: int | None = int(length) if length.isdigit() else None
+        self.validator: str | None = _validator(self.headers)
+        self.url = redact_url(sent.url)
+        self.received = 0
+
+    def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        response = self._sent.response
+        while True:
+            try:
+                data = response.read(size, decode_content=False)
+            except (HTTPError, OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise NetworkError(
+                    f"connection cut while reading {self._subject.describe()} from "
+                    f"{self._subject.name} after {self.received} bytes: "
+                    f"{describe_exception(exc)}"
+                ) from exc
+            if not data:
+                return
+            self.received += len(data)
+            yield data
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            release(self._sent.response)
+
+    def __enter__(self) -> BlobResponse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"BlobResponse({self.status} {self.url})"
+
+
+def _validator(headers: Mapping[str, str]) -> str | None:
+    """A strong ETag (If-Range refuses weak ones), else Last-Modified."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified") or None
+
+
+def _as_digest(identifier: str) -> Digest | None:
+    if ":" not in identifier:
+        return None
+    try:
+        return Digest.parse(identifier)
+    except InvalidDigest:
+        return None
+
+
+class _ChunkReader:
+    """Reads exactly ``size`` bytes of ``stream`` for one request body, hashing them.
+
+    Seekable back to its start when the stream is (for a retry with a fresh token).
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, hasher: Any, what: str) -> None:
+        self._stream = stream
+        self._size = size
+        self._base_hasher = hasher
+        self.hasher = hasher.copy()
+        self._what = what
+        self.sent = 0
+        try:
+            self._start: int | None = stream.tell()
+        except (OSError, AttributeError, ValueError):
+            self._start = None
+
+    def read(self, amount: int = -1) -> bytes:
+        left = self._size - self.sent
+        if left <= 0:
+            return b""
+        want = left if amount is None or amount < 0 else min(amount, left)
+        data = self._stream.read(want)
+        if not data:
+            raise IntegrityError(
+                f"{self._what}: the data ended after {self.sent} of {self._size} bytes"
+            )
+        self.sent += len(data)
+        self.hasher.update(data)
+        return data
+
+    def tell(self) -> int:
+        if self._start is None:
+            raise OSError("not seekable")
+        return self.sent
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if self._start is None or offset != 0 or whence != 0:
+            raise OSError("can only rewind to the start")
+        self._stream.seek(self._start)
+        self.sent = 0
+        self.hasher = self._base_hasher.copy()
+        return 0
+
+
+class RegistryClient:
+    """The distribution API of one registry (``docker.io`` or ``host[:port]``). Thread-safe."""
+
+    def __init__(
+        self,
+        registry: str,
+        options: RegistryOptions = DEFAULT_OPTIONS,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.options = options
+        self.api_host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
+        self._env = env
+        self._credential_lock = threading.Lock()
+        self._credential_loaded = False
+        self._credential: Credential | None = None
+        self.transport = Transport(self.api_host, options, env=env)
+        self.auth = Authenticator(registry, self.credential, api_host=self.api_host)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def credential(self) -> Credential | None:
+        """The credential in use (looked up on first need: anonymous pulls never ask)."""
+        with self._credential_lock:
+            if not self._credential_loaded:
+                self._credential = find_credential(
+                    self.registry,
+                    username=self.options.username,
+                    password=self.options.password,
+                    docker_config=self.options.docker_config,
+                    env=self._env,
+                )
+                self._credential_loaded = True
+            return self._credential
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        scopes: Sequence[Scope],
+        subject: Subject,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        ok: Sequence[int] = (200,),
+        missing_ok: bool = False,
+    ) -> Sent:
+        """One API call with auth; raises the mapped error unless the status is in ``ok``."""
+        request = Request(method, url, dict(headers or {}), body)
+        sent = self.transport.perform(self.auth.flow(request, scopes))
+        if sent.status in ok or (missing_ok and sent.status == 404):
+            return sent
+        error_body = read_capped(sent.response, _ERROR_BODY_LIMIT)
+        raise_for_status(
+            sent.status,
+            sent.headers,
+            error_body,
+            subject=subject,
+            method=method,
+            url=sent.url,
+            credential=self._credential if self._credential_loaded else None,
+            attempts=sent.attempts,
+        )
+
+    def _url(self, path: str) -> str:
+        return self.transport.url(path)
+
+    @staticmethod
+    def _repo_path(repository: str) -> str:
+        return quote(repository, safe="/")
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def get_manifest(
+        self, repository: str, identifier: str, accept: Sequence[str] = mt.MANIFEST_ACCEPT
+    ) -> tuple[bytes, str]:
+        """The raw manifest and its media type; verified when ``identifier`` is a digest."""
+        subject = Subject(self.registry, repository, "manifest", identifier)
+        url = self._url(
+            f"/v2/{self._repo_path(repository)}/manifests/{quote(identifier, safe=':')}"
+        )
+        sent = self._send(
+            "GET", url, scopes_for_pull(repository), subject, headers={"Accept": ", ".join(accept)}
+        )
+        with contextlib.closing(BlobResponse(sent, subject)) as response:
+            if response.content_length is not None and response.content_length > MAX_MANIFEST_BYTES:
+                raise ManifestInvalid(
+                    f"{subject.describe()} of {subject.name} is {response.content_length} bytes, "
+                    "larger than the 4 MiB limit"
+                )
+            parts: list[bytes] = []
+            total = 0
+            for chunk in response.iter_chunks(256 * 1024):
+                total += len(chunk)
+                if total > MAX_MANIFEST_BYTES:
+                    raise ManifestInvalid(
+                        f"{subject.describe()} of {subject.name} is larger than the 4 MiB limit"
+                    )
+                parts.append(chunk)
+            raw = b"".join(parts)
+            if response.content_length is not None and total != response.content_length:
+                raise NetworkError(
+                    f"{subject.describe()} of {subject.name}: got {total} of "
+                    f"{response.content_length} bytes"
+                )
+            media_type = media_type_of(response.headers.get("Content-Type"))
+        expected = _as_digest(identifier)
+        if expected is not None:
+            actual = Digest.of_bytes(raw, expected.algorithm)
+            if actual != expected:
+                raise IntegrityError(
+                    f"digest mismatch for manifest {identifier} of {subject.name}: "
+                    f"the registry sent content hashing to {actual}"
+                )
+        if media_type in _GENERIC_TYPES:
+            media_type = _sniff(raw) or media_type
+        return raw, media_type
+
+    def head_manifest(
+        self, repository: str, identifier: str, accept: Sequence[str] = mt.MANIFEST_ACCEPT
+    ) -> Descriptor | None:
+        """The manifest's descriptor without its body; None when it does not exist."""
+        subject = Subject(self.registry, repository, "manifest", identifier)
+        url = self._url(
+            f"/v2/{self._repo_path(repository)}/manifests/{quote(identifier, safe=':')}"
+        )
+        sent = self._send(
+            "HEAD",
+            url,
+            scopes_for_pull(repository),
+            subject,
+            headers={"Accept": ", ".join(accept)},
+            missing_ok=True,
+        )
+        headers = sent.headers
+        release(sent.response)
+        if sent.status == 404:
+            return None
+        media_type = media_type_of(headers.get("Content-Type"))
+        digest_text = headers.get("Docker-Content-Digest", "")
+        length = headers.get("Content-Length", "")
+        digest = _as_digest(digest_text)
+        expected = _as_digest(identifier)
+        if expected is not None and digest is not None and digest != expected:
+            raise IntegrityError(
+                f"{subject.name}: asked for manifest {identifier}, the registry described {digest}"
+            )
+        digest = digest or expected
+        if digest is None or not length.isdigit() or media_type in _GENERIC_TYPES:
+            # A registry that does not say enough on HEAD: fetch the manifest instead.
+            raw, media_type = self.get_manifest(repository, identifier, accept)
+            return Descriptor(media_type, expected or Digest.of_bytes(raw), len(raw))
+        return Descriptor(media_type, digest, int(length))
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
+        """Upload a manifest under a tag or digest; return its digest."""
+        subject = Subject(self.registry, repository, "manifest", reference)
+        url = self._url(f"/v2/{self._repo_path(repository)}/manifests/{quote(reference, safe=':')}")
+        digest = Digest.of_bytes(raw)
+        sent = self._send(
+            "PUT",
+            url,
+            scopes_for_push(repository),
+            subject,
+            headers={"Content-Type": media_type, "Content-Length": str(len(raw))},
+            body=raw,
+            ok=(200, 201, 202),
+        )
+        answered = _as_digest(sent.headers.get("Docker-Content-Digest", ""))
+        release(sent.response)
+        if answered is not None and answered.algorithm == digest.algorithm and answered != digest:
+            raise IntegrityError(
+                f"{self.registry} stored manifest {reference} of {repository} as {answered}, "
+                f"but its content hashes to {digest}"
+            )
+        return digest
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def open_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        offset: int = 0,
+        validator: str | None = None,
+    ) -> BlobResponse:
+        """GET a blob (following redirects). With ``offset`` > 0, ask for the rest only.
+
+        The answer is 200 (the whole blob: a resume must start over) or 206 (from
+        ``offset``; ``content_range`` says which bytes).
+        """
+        subject = Subject(self.registry, repository, "blob", str(digest))
+        url = self._url(f"/v2/{self._repo_path(repository)}/blobs/{digest}")
+        headers: dict[str, str] = {}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
+        sent = self._send(
+            "GET", url, scopes_for_pull(repository), subject, headers=headers, ok=(200, 206)
+        )
+        response = BlobResponse(sent, subject)
+        if response.status == 206 and (
+            response.content_range is None or response.content_range[0] != offset
+        ):
+            response.close()
+            raise RegistryError(
+                f"{self.registry} answered a range request for {subject.describe()} from "
+                f"byte {offset} with Content-Range "
+                f"{response.headers.get('Content-Range')!r}",
+                status=206,
+            )
+        return response
+
+    def blob_exists(self, repository: str, digest: Digest) -> int | None:
+        """The blob's size when the repository has it, else None."""
+        subject = Subject(self.registry, repository, "blob", str(digest))
+        url = self._url(f"/v2/{self._repo_path(repository)}/blobs/{digest}")
+        sent = self._send("HEAD", url, scopes_for_pull(repository), subject, missing_ok=True)
+        headers = sent.headers
+        release(sent.response)
+        if sent.status == 404:
+            return None
+        length = headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else 0
+
+    def mount_blob(self, repository: str, digest: Digest, from_repository: str) -> bool:
+        """Ask the registry to link a blob from another repository; True when it did (201)."""
+        subject = Subject(self.registry, repository, "blob", str(digest))
+        query = f"mount={quote(str(digest), safe=':')}&from={quote(from_repository, safe='/')}"
+        url = self._url(f"/v2/{self._repo_path(repository)}/blobs/uploads/?{query}")
+        sent = self._send(
+            "POST",
+            url,
+            scopes_for_mount(repository, from_repository),
+            subject,
+            headers={"Content-Length": "0"},
+            ok=(201, 202),
+        )
+        location = sent.headers.get("Location")
+        release(sent.response)
+        if sent.status == 201:
+            return True
+        if location:  # an upload session was opened instead: close it, politely
+            with contextlib.suppress(Exception):
+                cancel = self._send(
+                    "DELETE",
+                    urljoin(sent.url, location),
+                    scopes_for_push(repository),
+                    Subject(self.registry, repository, "upload", str(digest)),
+                    ok=(200, 202, 204, 404),
+                )
+                release(cancel.response)
+        return False
+
+    def upload_blob(
+        self,
+        repository: str,
+        desc: Descriptor,
+        stream: BinaryIO,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        """Upload ``desc.size`` bytes of ``stream`` as blob ``desc.digest``.
+
+        POST opens a session; a blob of at most ``chunk_size`` bytes goes in one PUT,
+        a larger one in PATCH chunks (``Content-Range: start-end``) closed by a PUT
+        carrying the digest. Checked against the descriptor before it is committed.
+        """
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        scopes = scopes_for_push(repository)
+        subject = Subject(self.registry, repository, "blob", str(desc.digest))
+        upload_subject = Subject(self.registry, repository, "upload", str(desc.digest))
+        start_url = self._url(f"/v2/{self._repo_path(repository)}/blobs/uploads/")
+        sent = self._send(
+            "POST", start_url, scopes, subject, headers={"Content-Length": "0"}, ok=(202,)
+        )
+        location = self._location(sent, start_url)
+        hasher = desc.digest.hasher()
+        digest_query = f"digest={quote(str(desc.digest), safe=':')}"
+        octets = {"Content-Type": "application/octet-stream"}
+        if desc.size <= chunk_size:
+            reader = _ChunkReader(stream, desc.size, hasher, str(desc.digest))
+            sent = self._send(
+                "PUT",
+                append_query(location, digest_query),
+                scopes,
+                upload_subject,
+                headers={**octets, "Content-Length": str(desc.size)},
+                body=reader,
+                ok=(201, 204),
+            )
+            self._check_committed(sent, desc, reader.hasher, subject)
+            return
+        offset = 0
+        while offset < desc.size:
+            count = min(chunk_size, desc.size - offset)
+            reader = _ChunkReader(stream, count, hasher, str(desc.digest))
+            sent = self._send(
+                "PATCH",
+                location,
+                scopes,
+                upload_subject,
+                headers={
+                    **octets,
+                    "Content-Length": str(count),
+                    "Content-Range": f"{offset}-{offset + count - 1}",
+                },
+                body=reader,
+                ok=(202, 204),
+            )
+            location = self._location(sent, location)
+            hasher = reader.hasher
+            offset += count
+        if hasher.hexdigest() != desc.digest.hex:
+            raise IntegrityError(
+                f"blob {desc.digest}: the data read hashes to "
+                f"{desc.digest.algorithm}:{hasher.hexdigest()}; not committing the upload"
+            )
+        sent = self._send(
+            "PUT",
+            append_query(location, digest_query),
+            scopes,
+            upload_subject,
+            headers={"Content-Length": "0"},
+            body=b"",
+            ok=(201, 204),
+        )
+        self._check_committed(sent, desc, hasher, subject)
+
+    def _location(self, sent: Sent, base: str) -> str:
+        """The absolute upload URL a response names (relative ones resolve against ``base``)."""
+        location = sent.headers.get("Location")
+        release(sent.response)
+        if not location:
+            raise RegistryError(
+                f"{self.registry} opened an upload without saying where (no Location header)",
+                status=sent.status,
+            )
+        return urljoin(sent.url or base, location)
+
+    def _check_committed(self, sent: Sent, desc: Descriptor, hasher: Any, subject: Subject) -> None:
+        answered = _as_digest(sent.headers.get("Docker-Content-Digest", ""))
+        release(sent.response)
+        if hasher.hexdigest() != desc.digest.hex:
+            raise IntegrityError(
+                f"blob {desc.digest}: the uploaded data hashes to "
+                f"{desc.digest.algorithm}:{hasher.hexdigest()}"
+            )
+        if answered is not None and answered != desc.digest:
+            raise IntegrityError(
+                f"{subject.name}: the registry committed blob {desc.digest} as {answered}"
+            )
+
+    # -- listings -------------------------------------------------------------------------
+
+    def _paged(
+        self, first_url: str, key: str, scopes: Sequence[Scope], subject: Subject
+    ) -> list[str]:
+        items: list[str] = []
+        url: str | None = first_url
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            if url is None or url in seen:
+                break
+            seen.add(url)
+            sent = self._send("GET", url, scopes, subject)
+            link = sent.headers.get("Link")
+            body = read_capped(sent.response, 64 * 1024 * 1024)
+            try:
+                data = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise RegistryError(
+                    f"{self.registry} answered {redact_url(url)} with something that is not JSON"
+                ) from None
+            values = data.get(key) if isinstance(data, dict) else None
+            if values is None:
+                values = []
+            if not isinstance(values, list):
+                raise RegistryError(f"{self.registry}: '{key}' in {redact_url(url)} is not a list")
+            items.extend(str(v) for v in values)
+            url = next_link(link, sent.url)
+        return items
+
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """Every tag of ``repository`` (following ``Link`` pagination).
+
+        ``page_size`` asks for pages of that many tags (``?n=``); the registry picks otherwise.
+        """
+        subject = Subject(self.registry, repository, "tags")
+        query = f"?n={page_size}" if page_size else ""
+        url = self._url(f"/v2/{self._repo_path(repository)}/tags/list{query}")
+        return self._paged(url, "tags", scopes_for_pull(repository), subject)
+
+    def catalog(self, *, page_size: int = 1000) -> list[str]:
+        """Every repository the registry lists (following ``Link`` pagination)."""
+        subject = Subject(self.registry, None, "catalog")
+        url = self._url(f"/v2/_catalog?n={page_size}")
+        return self._paged(url, "repositories", (Scope.catalog(),), subject)
+
+    def ping(self) -> None:
+        """Check that the registry answers and accepts the credentials (for ``login``)."""
+        subject = Subject(self.registry, None, "registry")
+        sent = self._send("GET", self._url("/v2/"), (), subject)
+        release(sent.response)
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.registry!r})"
+
+
+def _sniff(raw: bytes) -> str:
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return ""
+    return sniff_media_type(doc) if isinstance(doc, dict) else ""

@@ -1,0 +1,499 @@
+"""HTTP to one registry on urllib3: pools, TLS, proxies, scheme choice, retries, redirects.
+
+* One pool manager per (registry-or-other host, proxy), 16 connections each,
+  so parallel blob downloads share warm connections.
+* https by default; a loopback registry (``localhost``, 127.0.0.0/8, ``::1``)
+  falls back to http when https fails to connect or handshake (as docker does)
+  but never when the certificate is refused; ``plain_http`` means http.
+* Retries with capped exponential backoff and jitter for connection errors,
+  timeouts, 502/503/504 and 429 (honouring ``Retry-After``).
+* Redirects are followed here, by hand (at most 10), dropping ``Authorization``
+  as soon as the host changes: presigned storage URLs refuse it, and a token
+  must never reach another host.
+* Responses stream, undecoded: blob bytes are hashed as sent.
+
+:meth:`Transport.perform` drives an auth flow (:mod:`sneaker.registry.auth`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    InsecureRequestWarning,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from ..errors import NetworkError, RegistryError, TLSError
+from .auth import AuthFlow, is_loopback_host
+from .messages import Body, Headers, Request, Response, same_origin
+from .options import DEFAULT_OPTIONS, RegistryOptions
+from .proxy import proxy_for
+from .redact import redact_url
+from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from .tls import build_ssl_context, warn_insecure
+
+__all__ = ["MAX_REDIRECTS", "Sent", "Transport", "describe_exception", "read_capped", "release"]
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 10
+POOL_MAXSIZE = 16
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SMALL_BODY = 64 * 1024
+_BLOCKSIZE = 1 << 20
+#: Methods whose request may be sent again after the connection broke mid-way.
+_REPLAYABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST"})
+_TLS_HINT = (
+    "pass --ca-cert FILE, put the registry's CA in certs.d/HOST/ca.crt, "
+    "or (only on a trusted network) use --insecure"
+)
+
+
+@dataclass
+class Sent:
+    """A response whose body is still on the wire; ``url`` is where it came from."""
+
+    response: urllib3.BaseHTTPResponse
+    url: str
+    attempts: int = 1
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def headers(self) -> Headers:
+        return Headers(list(self.response.headers.items()))
+
+
+def release(response: urllib3.BaseHTTPResponse) -> None:
+    """Give the connection back: drain a small rest, close on a large one."""
+    try:
+        # urllib3 knows what is left: 0 for HEAD, 204 and 304, the rest of Content-Length else.
+        left = getattr(response, "length_remaining", None)
+        small = isinstance(left, int) and left <= _SMALL_BODY
+        if small or response.status in _REDIRECTS:
+            response.drain_conn()
+        else:
+            response.close()
+    except (HTTPError, OSError, http.client.HTTPException):
+        response.close()
+    finally:
+        response.release_conn()
+
+
+def read_capped(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body (for error and token bodies), then release."""
+    try:
+        return response.read(limit, decode_content=False) or b""
+    except (HTTPError, OSError, http.client.HTTPException):
+        return b""
+    finally:
+        release(response)
+
+
+class _Rewinder:
+    """Remembers where a stream body started, so it can be sent again."""
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+        self.position: int | None = None
+        if body is not None and not isinstance(body, bytes):
+            try:
+                self.position = body.tell()
+            except (OSError, AttributeError, ValueError):
+                self.position = None
+
+    def rewind(self) -> bool:
+        if self.body is None or isinstance(self.body, bytes):
+            return True
+        if self.position is None:
+            return False
+        try:
+            self.body.seek(self.position)
+        except (OSError, AttributeError, ValueError):
+            return False
+        return True
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A short, URL-free reason for a connection-level failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message}"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(current, (socket.gaierror, NameResolutionError)):
+            return "cannot resolve the host name"
+        if isinstance(current, (ReadTimeoutError, ConnectTimeoutError, TimeoutError)) and not (
+            isinstance(current, NewConnectionError)
+        ):
+            return "timed out"
+        if isinstance(current, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(current, http.client.IncompleteRead):
+            return "the connection closed before the end of the body"
+        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
+    text = str(exc)
+    text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
+    text = re.sub(r"\(Caused by [^)]*\)", "", text)
+    text = re.sub(r"https?://\S+", lambda m: redact_url(m.group(0)), text)
+    return text.strip()[:200] or type(exc).__name__
+
+
+def _first_arg_exception(exc: BaseException) -> BaseException | None:
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, BaseException):
+            return arg
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def _is_verification_failure(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
+    return False
+
+
+class Transport:
+    """HTTP to one registry host (``host[:port]``, the API host) and wherever it redirects."""
+
+    def __init__(
+        self,
+        host: str,
+        options: RegistryOptions = DEFAULT_OPTIONS,
+        *,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host = host.lower()
+        self.options = options
+        self._env = dict(os.environ if env is None else env)
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._policy = RetryPolicy(retries=max(0, options.retries))
+        self._timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[bool, str | None], urllib3.PoolManager] = {}
+        self.loopback = is_loopback_host(self.host)
+        # None: not decided yet (a loopback registry may turn out to speak http).
+        self._scheme: str | None = "http" if options.plain_http else None
+        if self._scheme is None and not self.loopback:
+            self._scheme = "https"
+        certs_dirs = [options.certs_dir] if options.certs_dir is not None else None
+        self._registry_ssl = build_ssl_context(
+            self.host, ca_cert=options.ca_cert, certs_dirs=certs_dirs, insecure=options.insecure
+        )
+        self._other_ssl = build_ssl_context(self.host, ca_cert=options.ca_cert, certs_dirs=[])
+        if options.insecure:
+            warn_insecure(self.host)
+            urllib3.disable_warnings(InsecureRequestWarning)
+
+    # -- URLs -----------------------------------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        """The scheme in use (https until a loopback registry proves to speak http)."""
+        return self._scheme or "https"
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the registry for ``path`` (which starts with ``/``)."""
+        return f"{self.scheme}://{self.host}{path}"
+
+    def is_registry_url(self, url: str) -> bool:
+        return urlsplit(url).netloc.rpartition("@")[2].lower() == self.host
+
+    def _with_scheme(self, url: str) -> str:
+        if self.is_registry_url(url) and self._scheme is not None:
+            parts = urlsplit(url)
+            if parts.scheme != self._scheme:
+                return self._scheme + url[len(parts.scheme) :]
+        return url
+
+    # -- pools ----------------------------------------------------------------------------
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        registry = self.is_registry_url(url)
+        proxy = proxy_for(url, self._env)
+        key = (registry, proxy)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                insecure = registry and self.options.insecure
+                kwargs: dict[str, Any] = {
+                    "num_pools": 8,
+                    "maxsize": POOL_MAXSIZE,
+                    "block": False,
+                    "ssl_context": self._registry_ssl if registry else self._other_ssl,
+                    "cert_reqs": "CERT_NONE" if insecure else "CERT_REQUIRED",
+                    "blocksize": _BLOCKSIZE,
+                }
+                if insecure:
+                    kwargs["assert_hostname"] = False
+                if proxy is not None:
+                    pool = urllib3.ProxyManager(proxy, **kwargs)
+                else:
+                    pool = urllib3.PoolManager(**kwargs)
+                self._pools[key] = pool
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.clear()
+
+    # -- one hop --------------------------------------------------------------------------
+
+    def _open(
+        self, method: str, url: str, headers: Mapping[str, str], body: Body
+    ) -> urllib3.BaseHTTPResponse:
+        all_headers = {"User-Agent": self.options.user_agent, **headers}
+        return self._pool(url).urlopen(
+            method,
+            url,
+            body=cast(Any, body),
+            headers=all_headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=self._timeout,
+        )
+
+    def _open_choosing_scheme(
+        self, method: str, url: str, headers: Mapping[str, str], body: Body, rewinder: _Rewinder
+    ) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One hop; a loopback registry not yet known to speak https may fall back to http."""
+        url = self._with_scheme(url)
+        if not (self.is_registry_url(url) and self._scheme is None):
+            return self._open(method, url, headers, body), url
+        https_url = "https" + url[len(urlsplit(url).scheme) :]
+        try:
+            response = self._open(method, https_url, headers, body)
+        except SSLError as exc:
+            if _is_verification_failure(exc):
+                raise
+            reason = describe_exception(exc)
+        except (NewConnectionError, ProtocolError, ConnectTimeoutError) as exc:
+            reason = describe_exception(exc)
+        else:
+            self._scheme = "https"
+            return response, https_url
+        if not rewinder.rewind():
+            raise NetworkError(
+                f"cannot retry a request to {self.host} over http: body not seekable"
+            )
+        http_url = "http" + url[len(urlsplit(url).scheme) :]
+        response = self._open(method, http_url, headers, body)
+        log.info(
+            "%s: https failed (%s); using plain http, as for any loopback registry",
+            self.host,
+            reason,
+        )
+        self._scheme = "http"
+        return response, http_url
+
+    # -- redirects ------------------------------------------------------------------------
+
+    def _send_following_redirects(self, request: Request, rewinder: _Rewinder) -> Sent:
+        method, url, body = request.method, request.url, request.body
+        headers = dict(request.headers)
+        origin = self._with_scheme(request.url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response, url = self._open_choosing_scheme(method, url, headers, body, rewinder)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                return Sent(response, url)
+            release(response)
+            target = urljoin(url, location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise RegistryError(
+                    f"{self.host} redirected {method} {redact_url(url)} to a non-HTTP URL"
+                )
+            if not same_origin(target, origin):
+                # Never again to another host: the token stays with the registry.
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                origin = ""
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = ("HEAD" if method == "HEAD" else "GET"), None
+                headers = {
+                    k: v
+                    for k, v in headers.items()
+                    if k.lower() not in ("content-type", "content-length", "content-range")
+                }
+            elif body is not None and not rewinder.rewind():
+                raise NetworkError(
+                    f"{self.host} redirected an upload whose data cannot be sent again"
+                )
+            log.debug("redirect %s -> %s", redact_url(url), redact_url(target))
+            url = target
+        raise RegistryError(
+            f"{self.host}: more than {MAX_REDIRECTS} redirects for {request.method} "
+            f"{redact_url(request.url)}"
+        )
+
+    # -- retries --------------------------------------------------------------------------
+
+    def send(self, request: Request, rewinder: _Rewinder | None = None) -> Sent:
+        """Send ``request`` (no auth handling), retrying what is worth retrying.
+
+        Returns the final response with its body unread, whatever its status; raises
+        :class:`TLSError` or :class:`NetworkError` when no response could be had.
+        """
+        rewinder = rewinder or _Rewinder(request.body)
+        replayable = request.method in _REPLAYABLE
+        attempt = 0
+        while True:
+            try:
+                sent = self._send_following_redirects(request, rewinder)
+            except SSLError as exc:
+                raise TLSError(
+                    f"TLS handshake with {self._host_of(request.url)} failed: "
+                    f"{describe_exception(exc)}",
+                    hint=_TLS_HINT,
+                ) from None
+            except ProxyError as exc:
+                error: Exception = exc
+                reason = f"cannot reach {self._host_of(request.url)} through the proxy: "
+                reason += describe_exception(exc)
+                safe = True
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                error, safe = exc, True
+                reason = f"cannot connect to {self._host_of(request.url)}: "
+                reason += describe_exception(exc)
+                if self.is_registry_url(request.url) and self._scheme is None:
+                    reason += " over https and http"
+            except (ProtocolError, ReadTimeoutError, OSError, http.client.HTTPException) as exc:
+                error, safe = exc, replayable
+                reason = f"{request.method} {redact_url(request.url)} failed: "
+                reason += describe_exception(exc)
+            else:
+                delay = self._status_delay(sent, attempt, replayable)
+                if delay is None:
+                    sent.attempts = attempt + 1
+                    return sent
+                log.info(
+                    "%s answered HTTP %d to %s %s; retrying in %.1f s",
+                    self.host,
+                    sent.status,
+                    request.method,
+                    redact_url(sent.url),
+                    delay,
+                )
+                release(sent.response)
+                if not rewinder.rewind():
+                    raise NetworkError(
+                        f"{self.host} answered HTTP {sent.status} and the request data "
+                        "cannot be sent again"
+                    ) from None
+                self._sleep(delay)
+                attempt += 1
+                continue
+            delay = self._policy.delay_for(attempt, None) if safe else None
+            if delay is None or not rewinder.rewind():
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                raise NetworkError(
+                    f"{reason}{tries}",
+                    hint=self._network_hint(reason),
+                ) from error
+            log.info("%s: %s; retrying in %.1f s", self.host, reason, delay)
+            self._sleep(delay)
+            attempt += 1
+
+    def _status_delay(self, sent: Sent, attempt: int, replayable: bool) -> float | None:
+        if sent.status not in RETRY_STATUSES or not replayable:
+            return None
+        retry_after = None
+        if sent.status in (429, 503):
+            retry_after = parse_retry_after(
+                sent.response.headers.get("Retry-After"), now=self._wall_clock()
+            )
+        return self._policy.delay_for(attempt, retry_after)
+
+    def _host_of(self, url: str) -> str:
+        return urlsplit(url).netloc.rpartition("@")[2] or self.host
+
+    def _network_hint(self, reason: str) -> str | None:
+        if "resolve" in reason:
+            return f"check the registry name {self.host!r} and the DNS or proxy settings"
+        if "refused" in reason:
+            return f"is a registry listening at {self.host}?"
+        return None
+
+    # -- auth-flow driver -----------------------------------------------------------------
+
+    def perform(self, flow: AuthFlow) -> Sent:
+        """Run an auth flow to its end; return the response to its last real request.
+
+        The flow's own ping and token requests have their bodies read (capped) and
+        their connections released; a superseded real response is released too.
+        """
+        last: Sent | None = None
+        rewinder: _Rewinder | None = None
+        try:
+            request = next(flow)
+            while True:
+                if request.purpose == "request":
+                    if last is not None:
+                        release(last.response)
+                        last = None
+                        if rewinder is not None and not rewinder.rewind():
+                            raise NetworkError(
+                                f"cannot send {request.method} {redact_url(request.url)} "
+                                "again with fresh credentials: its data is not seekable"
+                            )
+                    if rewinder is None:
+                        rewinder = _Rewinder(request.body)
+                    last = self.send(request, rewinder)
+                    reply = Response(last.status, last.url, last.headers)
+                else:
+                    sent = self.send(request)
+                    headers = sent.headers
+                    body = read_capped(sent.response, 1 << 20)
+                    reply = Response(sent.status, sent.url, headers, body)
+                request = flow.send(reply)
+        except StopIteration:
+            pass
+        except BaseException:
+            if last is not None:
+                release(last.response)
+            raise
+        finally:
+            flow.close()
+        if last is None:  # pragma: no cover - a flow always sends its request
+            raise RuntimeError("the auth flow ended without sending the request")
+        return last

@@ -1,0 +1,352 @@
+"""Reading through mirrors: one client per endpoint, mirrors first, the origin last.
+
+:class:`MirroringClient` offers the read methods ``pull`` uses (``get_manifest``,
+``head_manifest``, ``open_blob``, ``blob_exists``) for one registry name and
+passes each call to the endpoints of :meth:`RegistrySettings.for_registry` in
+order. A mirror that cannot be reached, answers 5xx, refuses us, lacks the
+manifest or blob (404) or sends content that does not match is skipped and the
+next endpoint is asked; the origin's answer is final. A mirror that could not be
+reached is not asked again during the run.
+
+Only the endpoints change: callers keep the image's original reference, so an
+archive names the image as the user asked for it, never as a mirror holds it.
+
+Credentials: each endpoint's client looks up the stored credentials of its own
+host; ``--username``/``--password-stdin`` go to the requested registry only,
+never to a mirror on another host.
+
+``insecure`` endpoints (registries.conf, daemon.json) are reached over https
+without certificate verification, or over plain http when https does not
+connect, as docker does for insecure registries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from ..digest import Digest
+from ..errors import AuthError, IntegrityError, NetworkError, NotFound, RegistryError, SneakerError
+from ..model import Descriptor
+from .endpoints import Endpoint, ResolvedEndpoints, normalize_host
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..registry.client import BlobResponse, RegistryClient
+    from ..registry.options import RegistryOptions
+    from . import RegistrySettings
+
+__all__ = [
+    "ClientFactory",
+    "MirroringClient",
+    "endpoint_options",
+    "make_client_factory",
+    "open_endpoint_client",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: what makes a mirror's answer "try the next endpoint" (the origin's is always final)
+_FALLBACK: tuple[type[SneakerError], ...] = (
+    NetworkError,
+    RegistryError,
+    NotFound,
+    AuthError,
+    IntegrityError,
+)
+#: a mirror gets one retry: the origin is there to fall back on
+MIRROR_RETRIES = 1
+
+
+def endpoint_options(
+    endpoint: Endpoint, options: RegistryOptions, requested_registry: str
+) -> RegistryOptions:
+    """The client options for ``endpoint`` when ``requested_registry`` was asked for."""
+    opts = options
+    if normalize_host(endpoint.registry) != normalize_host(requested_registry):
+        opts = replace(opts, username=None, password=None)
+    if endpoint.mirror:
+        opts = replace(opts, retries=min(opts.retries, MIRROR_RETRIES))
+    if endpoint.plain_http:
+        opts = replace(opts, plain_http=True)
+    if endpoint.insecure:
+        opts = replace(opts, insecure=True)
+    return opts
+
+
+def open_endpoint_client(
+    endpoint: Endpoint,
+    options: RegistryOptions,
+    requested_registry: str,
+    env: Mapping[str, str] | None = None,
+) -> RegistryClient:
+    """A client for ``endpoint`` (an insecure one probed for https, else plain http)."""
+    from ..registry.auth import is_loopback_host
+    from ..registry.client import RegistryClient
+
+    opts = endpoint_options(endpoint, options, requested_registry)
+    if endpoint.insecure and not opts.plain_http and not is_loopback_host(endpoint.registry):
+        # docker's rule for an insecure registry: https without verification, else http
+        probe = RegistryClient(endpoint.registry, replace(opts, retries=0), env=env)
+        try:
+            probe.ping()
+        except NetworkError as exc:
+            log.info("%s: https failed (%s); using plain http", endpoint.registry, exc.message)
+            opts = replace(opts, plain_http=True)
+        except SneakerError:
+            pass  # it answered over https, if only to refuse us
+        finally:
+            probe.close()
+    return RegistryClient(endpoint.registry, opts, env=env)
+
+
+class MirroringClient:
+    """The read side of a registry client for ``registry``, served by its mirrors when they can.
+
+    Thread-safe, like :class:`~sneaker.registry.RegistryClient`; close it (or use it
+    as a context manager) to close the clients it opened.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        settings: RegistrySettings,
+        options: RegistryOptions | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        open_client: Callable[[Endpoint], RegistryClient] | None = None,
+    ) -> None:
+        from ..registry.options import DEFAULT_OPTIONS
+
+        self.registry = normalize_host(registry)
+        self.settings = settings
+        self.options = options or DEFAULT_OPTIONS
+        self._env = env
+        self._open = open_client or (
+            lambda endpoint: open_endpoint_client(endpoint, self.options, self.registry, self._env)
+        )
+        self._lock = threading.Lock()
+        self._clients: dict[Endpoint, RegistryClient] = {}
+        self._client_locks: dict[Endpoint, threading.Lock] = {}
+        self._resolved: dict[str, ResolvedEndpoints] = {}
+        self._down: dict[tuple[str, bool], str] = {}
+        #: (repository, what, endpoint) for every answer a mirror gave (for tests and --debug)
+        self.served_by_mirror: list[tuple[str, str, str]] = []
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def endpoints(self, repository: str) -> ResolvedEndpoints:
+        with self._lock:
+            resolved = self._resolved.get(repository)
+        if resolved is None:
+            resolved = self.settings.for_registry(f"{self.registry}/{repository}")
+            with self._lock:
+                self._resolved[repository] = resolved
+        return resolved
+
+    def _client(self, endpoint: Endpoint) -> RegistryClient:
+        with self._lock:
+            client = self._clients.get(endpoint)
+            if client is not None:
+                return client
+            lock = self._client_locks.setdefault(endpoint, threading.Lock())
+        with lock:
+            with self._lock:
+                client = self._clients.get(endpoint)
+            if client is None:
+                client = self._open(endpoint)
+                with self._lock:
+                    self._clients[endpoint] = client
+            return client
+
+    def _candidates(self, repository: str, identifier: str | None) -> Sequence[Endpoint]:
+        resolved = self.endpoints(repository)
+        if resolved.blocked_by is not None:
+            self.settings.check_blocked(resolved.name)  # raises RegistryBlocked naming the file
+        with self._lock:
+            down = dict(self._down)
+        chosen = [
+            e
+            for e in resolved.for_identifier(identifier)
+            if not e.mirror or (e.registry, e.plain_http) not in down
+        ]
+        return chosen
+
+    def _attempt(
+        self,
+        repository: str,
+        identifier: str | None,
+        what: str,
+        call: Callable[[RegistryClient, str], T],
+        *,
+        absent: Callable[[T], bool] = lambda _: False,
+    ) -> T:
+        candidates = self._candidates(repository, identifier)
+        for position, endpoint in enumerate(candidates):
+            last = position == len(candidates) - 1
+            target = endpoint.repository_for(repository)
+            try:
+                result = call(self._client(endpoint), target)
+            except _FALLBACK as exc:
+                if last:
+                    raise
+                if isinstance(exc, NetworkError):
+                    with self._lock:
+                        self._down[(endpoint.registry, endpoint.plain_http)] = exc.message
+                log.info(
+                    "mirror %s: %s; trying the next one", endpoint.describe(repository), exc.message
+                )
+                continue
+            if not last and absent(result):
+                log.info("mirror %s has no %s", endpoint.describe(repository), what)
+                continue
+            if endpoint.mirror:
+                where = endpoint.describe(repository)
+                log.info("%s of %s/%s from mirror %s", what, self.registry, repository, where)
+                with self._lock:
+                    self.served_by_mirror.append((repository, what, where))
+            return result
+        raise AssertionError("no endpoint to try")  # pragma: no cover - the origin is always last
+
+    # -- the read API ---------------------------------------------------------------------
+
+    def get_manifest(
+        self, repository: str, identifier: str, accept: Sequence[str] | None = None
+    ) -> tuple[bytes, str]:
+        def call(client: RegistryClient, repo: str) -> tuple[bytes, str]:
+            if accept is None:
+                return client.get_manifest(repo, identifier)
+            return client.get_manifest(repo, identifier, accept)
+
+        return self._attempt(repository, identifier, f"manifest {identifier}", call)
+
+    def head_manifest(
+        self, repository: str, identifier: str, accept: Sequence[str] | None = None
+    ) -> Descriptor | None:
+        def call(client: RegistryClient, repo: str) -> Descriptor | None:
+            if accept is None:
+                return client.head_manifest(repo, identifier)
+            return client.head_manifest(repo, identifier, accept)
+
+        return self._attempt(
+            repository, identifier, f"manifest {identifier}", call, absent=lambda d: d is None
+        )
+
+    def open_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        offset: int = 0,
+        validator: str | None = None,
+    ) -> BlobResponse:
+        return self._attempt(
+            repository,
+            None,
+            f"blob {digest}",
+            lambda client, repo: client.open_blob(repo, digest, offset, validator),
+        )
+
+    def blob_exists(self, repository: str, digest: Digest) -> int | None:
+        return self._attempt(
+            repository,
+            None,
+            f"blob {digest}",
+            lambda client, repo: client.blob_exists(repo, digest),
+            absent=lambda size: size is None,
+        )
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> MirroringClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MirroringClient({self.registry!r})"
+
+
+class ClientFactory:
+    """``factory(registry)`` -> the client ``pull`` reads ``registry`` through (one per name).
+
+    A registry no setting mentions gets a plain :class:`RegistryClient` (with the
+    insecure/plain-http flags that apply); one with mirrors, rewrites or blocks
+    gets a :class:`MirroringClient`, which refuses a blocked name (RegistryBlocked) on
+    its first request.
+    Close the factory (or use it as a context manager) to close every client.
+    """
+
+    def __init__(
+        self,
+        settings: RegistrySettings,
+        options: RegistryOptions | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        from ..registry.options import DEFAULT_OPTIONS
+
+        self.settings = settings
+        self.options = options or DEFAULT_OPTIONS
+        self._env = env
+        self._lock = threading.Lock()
+        self._clients: dict[str, RegistryClient | MirroringClient] = {}
+
+    def __call__(self, registry: str) -> RegistryClient:
+        host = normalize_host(registry)
+        with self._lock:
+            client = self._clients.get(host)
+            if client is None:
+                if self.settings.has_rules_for(host):
+                    client = MirroringClient(host, self.settings, self.options, env=self._env)
+                else:
+                    origin = self.settings.for_registry(host).origin
+                    client = open_endpoint_client(origin, self.options, host, self._env)
+                self._clients[host] = client
+        # A MirroringClient offers the read methods pull uses; that is all pull asks of it.
+        return cast("RegistryClient", client)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> ClientFactory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def make_client_factory(
+    settings: RegistrySettings,
+    options: RegistryOptions | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> ClientFactory:
+    """A :class:`ClientFactory` for ``settings``; pass it as ``pull(client_factory=...)``."""
+    return ClientFactory(settings, options, env=env)

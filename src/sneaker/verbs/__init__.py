@@ -1,0 +1,1 @@
+"""The verbs: each composes the model, sources and sinks; the CLI only parses flags."""

@@ -1,0 +1,403 @@
+"""``plan``: resolve images now, write what a download team needs to fetch their blobs.
+
+The plan directory (every name safe on Windows: no ``:``)::
+
+    plan.json                   machine-readable: images, manifests, blobs, URLs
+    manifests/sha256-<hex>.json every manifest and index, raw bytes as served
+    blobs/sha256/<hex>          the image configs (fetched now); fetch.sh adds the layers
+    urls.txt                    one blob URL per line (configs included)
+    SHA256SUMS                  ``sha256sum -c`` format for every blob and manifest
+    fetch.sh                    POSIX sh + curl: fetches every blob (see sneaker.fetchscript)
+    README.txt                  the short version of the above, for the people fetching
+
+Manifests and configs are fetched by sneaker (with its auth, TLS and platform
+selection); layers are left to ``fetch.sh`` or any tool that can fetch
+``urls.txt``. ``sneaker assemble`` turns the filled directory into an archive.
+The directory is built under a temporary name and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..cache import BlobCache
+from ..digest import Digest
+from ..errors import ManifestInvalid, NoMatchingPlatform, UnsupportedError, UsageError
+from ..fetch import BlobJob, fetch_blobs
+from ..fetchscript import FetchItem, render_fetch_script
+from ..imageset import ImageRecord
+from ..model import Descriptor, Manifest
+from ..platform import Platform
+from ..progress import NullProgress, Progress
+from ..reference import Reference, parse_reference
+from ..remote import Resolved, resolve
+from ..selection import PlatformRequest
+
+if TYPE_CHECKING:
+    from ..registry.client import RegistryClient, RegistryOptions
+
+__all__ = [
+    "PLAN_FILE",
+    "PLAN_FORMAT",
+    "PLAN_VERSION",
+    "PlanResult",
+    "PlannedImage",
+    "blob_relpath",
+    "manifest_relpath",
+    "plan",
+    "plan_document",
+]
+
+PLAN_FILE = "plan.json"
+PLAN_FORMAT = "sneaker-plan"
+PLAN_VERSION = 1
+#: image configs larger than this are refused (they are JSON documents)
+MAX_CONFIG_BYTES = 32 * 1024 * 1024
+
+
+def manifest_relpath(digest: Digest) -> str:
+    """``manifests/sha256-<hex>.json``: where a plan keeps a manifest or index."""
+    return f"manifests/{digest.algorithm}-{digest.hex}.json"
+
+
+def blob_relpath(digest: Digest) -> str:
+    """``blobs/sha256/<hex>``: where a plan's blobs go (what fetch.sh and SHA256SUMS use)."""
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+@dataclass(frozen=True)
+class PlannedImage:
+    """One resolved image of a plan and where its blobs are fetched from."""
+
+    record: ImageRecord
+    api: str
+    source_digest: Digest
+    platforms: tuple[Platform, ...]
+    blob_url: Callable[[Digest], str] = field(repr=False, compare=False)
+
+    @property
+    def reference(self) -> Reference:
+        ref = self.record.reference
+        assert ref is not None
+        return ref
+
+    def fetch_items(self) -> list[FetchItem]:
+        ref = self.reference
+        return [
+            FetchItem(ref.registry, ref.repository, self.blob_url(d.digest), d.digest.hex, d.size)
+            for d in self.record.blobs()
+        ]
+
+
+def _descriptor_json(desc: Descriptor, path: str) -> dict[str, Any]:
+    return {
+        "digest": str(desc.digest),
+        "mediaType": desc.media_type,
+        "size": desc.size,
+        "path": path,
+    }
+
+
+def _request_json(request: PlatformRequest) -> dict[str, Any]:
+    # the platforms are written out even when the host's was meant: the machine that
+    # assembles the plan may be another one
+    return {
+        "all": request.all,
+        "platforms": [] if request.all else [str(p) for p in request.wanted()],
+        "explicit": request.explicit,
+        "single": request.single,
+    }
+
+
+def _image_json(image: PlannedImage) -> dict[str, Any]:
+    record = image.record
+    ref = image.reference
+    configs = {m.config.digest for m in record.manifests()}
+    blobs = []
+    for desc in record.blobs():
+        entry = _descriptor_json(desc, blob_relpath(desc.digest))
+        entry["kind"] = "config" if desc.digest in configs else "layer"
+        entry["url"] = image.blob_url(desc.digest)
+        blobs.append(entry)
+    return {
+        "reference": str(ref),
+        "registry": ref.registry,
+        "api": image.api,
+        "repository": ref.repository,
+        "source_digest": str(image.source_digest),
+        "root": _descriptor_json(record.root.descriptor, manifest_relpath(record.root.digest)),
+        "rewritten": record.rewritten,
+        "platforms": [str(p) for p in image.platforms],
+        "children": [
+            _descriptor_json(child.descriptor, manifest_relpath(digest))
+            for digest, child in record.children.items()
+        ],
+        "blobs": blobs,
+    }
+
+
+def _unique_blobs(images: Sequence[PlannedImage]) -> list[FetchItem]:
+    seen: dict[str, FetchItem] = {}
+    for image in images:
+        for item in image.fetch_items():
+            seen.setdefault(item.hex, item)
+    return list(seen.values())
+
+
+def plan_document(images: Sequence[PlannedImage], request: PlatformRequest) -> dict[str, Any]:
+    """The content of ``plan.json`` (pure: the same images give the same document)."""
+    unique = _unique_blobs(images)
+    return {
+        "format": PLAN_FORMAT,
+        "version": PLAN_VERSION,
+        "created_by": f"sneaker {__version__}",
+        "platform": _request_json(request),
+        "images": [_image_json(i) for i in images],
+        "blobs": {"count": len(unique), "size": sum(i.size for i in unique)},
+    }
+
+
+@dataclass
+class PlanResult:
+    output: Path
+    images: list[PlannedImage] = field(default_factory=list)
+    blob_count: int = 0
+    blob_size: int = 0
+    config_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "images": [
+                {
+                    "reference": str(i.reference),
+                    "digest": str(i.record.root.digest),
+                    "source_digest": str(i.source_digest),
+                    "platforms": [str(p) for p in i.platforms],
+                    "index_rewritten": i.record.rewritten,
+                }
+                for i in self.images
+            ],
+            "blobs": {"count": self.blob_count, "size": self.blob_size},
+            "fetch_script": str(self.output / "fetch.sh"),
+        }
+
+
+def _check_config(manifest: Manifest, path: Path, name: str) -> Platform | None:
+    """Schema sanity of an image config, and the platform it says it is for."""
+    if manifest.config.size > MAX_CONFIG_BYTES:
+        raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ManifestInvalid(f"{name}: image config is not a JSON object")
+    rootfs = doc.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
+        raise ManifestInvalid(
+            f"{name}: image config lists {len(diff_ids or [])} layer diff IDs "
+            f"but the manifest has {len(manifest.layers)} layers"
+        )
+    if isinstance(doc.get("os"), str) and isinstance(doc.get("architecture"), str):
+        return Platform(doc["os"], doc["architecture"], str(doc.get("variant") or ""))
+    return None
+
+
+def _sha256_line(data: bytes, relpath: str) -> str:
+    return f"{hashlib.sha256(data).hexdigest()}  {relpath}\n"
+
+
+def _readme(images: Sequence[PlannedImage], count: int, size: int) -> str:
+    names = "".join(f"  {i.reference}  ({i.record.root.digest})\n" for i in images)
+    return (
+        "sneaker download plan\n"
+        "=====================\n\n"
+        f"Images:\n{names}\n"
+        f"Blobs to fetch: {count} ({size} bytes). Configs are already in blobs/sha256/.\n\n"
+        "To fetch them with curl (POSIX sh; sha256sum checks each file when installed):\n\n"
+        "  sh fetch.sh\n\n"
+        "Run it again after an interruption: it resumes. It gets anonymous registry tokens\n"
+        "itself; for private images set SNEAKER_USER and SNEAKER_PASSWORD.\n\n"
+        "With other tools: fetch each URL of urls.txt and save it as blobs/sha256/<hex>,\n"
+        "where <hex> is the 64 characters after 'sha256:' at the end of the URL; then\n"
+        "check everything with:\n\n"
+        "  sha256sum -c SHA256SUMS\n\n"
+        "Bring this whole directory back; on the other side:\n\n"
+        "  sneaker assemble THIS_DIR -o images.tar\n"
+    )
+
+
+def _prepare_output(output: Path) -> Path:
+    """A fresh temporary directory next to ``output``; ``output`` must not hold anything."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()):
+        raise UsageError(
+            f"{output} exists and is not empty",
+            hint="give a new directory to -o (a plan is written whole, never merged)",
+        )
+    parent = output.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()
+    return tmp
+
+
+def _finish_output(tmp: Path, output: Path) -> None:
+    for leftover in ("locks", "partial"):
+        shutil.rmtree(tmp / leftover, ignore_errors=True)
+    if output.is_dir():
+        output.rmdir()
+    os.replace(tmp, output)
+
+
+def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformRequest) -> None:
+    sums: list[str] = []
+    manifests_dir = tmp / "manifests"
+    manifests_dir.mkdir()
+    written: set[Digest] = set()
+    for image in images:
+        record = image.record
+        for node in (record.root, *record.children.values()):
+            if node.digest in written:
+                continue
+            written.add(node.digest)
+            relpath = manifest_relpath(node.digest)
+            (tmp / relpath).write_bytes(node.raw)
+            sums.append(_sha256_line(node.raw, relpath))
+    unique = _unique_blobs(images)
+    blob_sums = [f"{item.hex}  {blob_relpath(Digest('sha256', item.hex))}\n" for item in unique]
+    (tmp / "SHA256SUMS").write_text("".join(blob_sums + sums), encoding="utf-8", newline="\n")
+    (tmp / "urls.txt").write_text(
+        "".join(f"{item.url}\n" for item in unique), encoding="utf-8", newline="\n"
+    )
+    document = plan_document(images, request)
+    (tmp / PLAN_FILE).write_text(
+        json.dumps(document, indent=2) + "\n", encoding="utf-8", newline="\n"
+    )
+    script = render_fetch_script(unique, version=__version__)
+    (tmp / "fetch.sh").write_text(script, encoding="utf-8", newline="\n")
+    (tmp / "fetch.sh").chmod(0o755)
+    (tmp / "README.txt").write_text(
+        _readme(images, len(unique), sum(i.size for i in unique)), encoding="utf-8", newline="\n"
+    )
+
+
+def _blob_url_maker(client: RegistryClient, repository: str) -> Callable[[Digest], str]:
+    base = client.transport.url(f"/v2/{quote(repository, safe='/')}/blobs/")
+
+    def make(digest: Digest) -> str:
+        return f"{base}{digest}"
+
+    return make
+
+
+def plan(
+    references: Sequence[str | Reference],
+    output: Path | str,
+    *,
+    platform: PlatformRequest | None = None,
+    options: RegistryOptions | None = None,
+    jobs: int = 4,
+    progress: Progress | None = None,
+) -> PlanResult:
+    """Resolve ``references`` now and write a download plan into the directory ``output``."""
+    if not references:
+        raise UsageError(
+            "no image to plan", hint="name at least one image, e.g. sneaker plan ubuntu -o DIR"
+        )
+    request = platform or PlatformRequest()
+    refs = [r if isinstance(r, Reference) else parse_reference(r) for r in references]
+    unique_refs = list(dict.fromkeys(refs))
+    output_path = Path(output)
+    progress = progress or NullProgress()
+
+    from ..registry.client import RegistryClient, RegistryOptions
+
+    opts = options or RegistryOptions()
+    tmp = _prepare_output(output_path)
+    try:
+        with ExitStack() as stack:
+            clients: dict[str, RegistryClient] = {}
+
+            def client_for(registry: str) -> RegistryClient:
+                if registry not in clients:
+                    clients[registry] = stack.enter_context(RegistryClient(registry, opts))
+                return clients[registry]
+
+            resolved: list[Resolved] = []
+            for ref in unique_refs:
+                progress.message(f"resolving {ref.familiar}")
+                resolved.append(resolve(client_for(ref.registry), ref, request))
+
+            cache = BlobCache(tmp)
+            config_jobs: list[BlobJob] = []
+            for ref, item in zip(unique_refs, resolved, strict=True):
+                for manifest in item.record.manifests():
+                    for desc in manifest.blobs:
+                        if desc.digest.algorithm != "sha256":
+                            raise UnsupportedError(
+                                f"{ref.familiar}: blob {desc.digest} is not a sha256 digest",
+                                hint="fetch.sh and SHA256SUMS handle sha256 blobs only",
+                            )
+                    label = f"{ref.familiar} config {manifest.config.digest.short}"
+                    config_jobs.append(
+                        BlobJob(client_for(ref.registry), ref.repository, manifest.config, label)
+                    )
+            stats = fetch_blobs(config_jobs, cache, parallel=jobs, progress=progress)
+
+            images: list[PlannedImage] = []
+            for ref, item in zip(unique_refs, resolved, strict=True):
+                record = item.record
+                platforms = item.platforms
+                for manifest in record.manifests():
+                    found = _check_config(
+                        manifest, cache.path(manifest.config.digest), ref.familiar
+                    )
+                    if isinstance(record.root, Manifest) and found is not None:
+                        wanted = request.wanted()[0]
+                        if request.explicit and request.single and not wanted.matches(found):
+                            raise NoMatchingPlatform(
+                                f"{ref.familiar} is a single-platform image for {found}, "
+                                f"not {wanted}",
+                                hint=f"plan it with --platform {found}",
+                            )
+                        platforms = (found,)
+                client = client_for(ref.registry)
+                images.append(
+                    PlannedImage(
+                        record=record,
+                        api=client.transport.url("/v2/"),
+                        source_digest=item.source_digest,
+                        platforms=platforms,
+                        blob_url=_blob_url_maker(client, ref.repository),
+                    )
+                )
+
+        progress.message(f"writing {output_path}")
+        _write_files(tmp, images, request)
+        _finish_output(tmp, output_path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    unique = _unique_blobs(images)
+    return PlanResult(
+        output=output_path,
+        images=images,
+        blob_count=len(unique),
+        blob_size=sum(i.size for i in unique),
+        config_count=stats.downloaded + stats.resumed + stats.cached,
+    )

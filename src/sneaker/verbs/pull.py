@@ -1,0 +1,250 @@
+"""``pull``: references -> resolved manifests -> blobs in the cache -> one archive or layout.
+
+Composition only: resolution is :mod:`sneaker.remote`, downloading is
+:mod:`sneaker.fetch`, writing is :mod:`sneaker.archive`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..cache import BlobCache, default_cache_dir
+from ..errors import ManifestInvalid, NoMatchingPlatform, UsageError
+from ..fetch import BlobJob, FetchStats, fetch_blobs
+from ..imageset import ImageRecord
+from ..model import Manifest
+from ..platform import Platform
+from ..progress import NullProgress, Progress
+from ..reference import Reference, parse_reference
+from ..remote import Resolved, resolve
+from ..selection import PlatformRequest
+
+if TYPE_CHECKING:
+    from ..registry.client import RegistryClient, RegistryOptions
+    from ..settings import RegistrySettings
+
+__all__ = ["PullResult", "PulledImage", "default_output_name", "pull"]
+
+FORMATS = ("docker", "oci")
+
+
+@dataclass(frozen=True)
+class PulledImage:
+    reference: str
+    digest: str
+    platforms: tuple[str, ...]
+    size: int
+    rewritten: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "platforms": list(self.platforms),
+            "size": self.size,
+            "index_rewritten": self.rewritten,
+        }
+
+
+@dataclass
+class PullResult:
+    output: Path
+    format: str
+    images: list[PulledImage] = field(default_factory=list)
+    stats: FetchStats = field(default_factory=FetchStats)
+    parts: list[Path] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        if self.parts:
+            return sum(p.stat().st_size for p in self.parts)
+        if self.output.is_dir():
+            return sum(p.stat().st_size for p in self.output.rglob("*") if p.is_file())
+        return self.output.stat().st_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "format": self.format,
+            "size": self.size,
+            "parts": [str(p) for p in self.parts],
+            "images": [i.to_json() for i in self.images],
+            "blobs": {
+                "downloaded": self.stats.downloaded,
+                "resumed": self.stats.resumed,
+                "cached": self.stats.cached,
+            },
+        }
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_output_name(ref: Reference) -> str:
+    """``ubuntu:22.04`` -> ``ubuntu_22.04.tar``; safe on Windows (no ``:``)."""
+    base = ref.repository.rsplit("/", 1)[-1]
+    if ref.tag:
+        base += f"_{ref.tag}"
+    if ref.digest is not None:
+        base += f"_{ref.digest.algorithm}-{ref.digest.short}"
+    return _UNSAFE.sub("_", base) + ".tar"
+
+
+def _check_config(manifest: Manifest, cache: BlobCache, name: str) -> Platform | None:
+    """Read the image config: schema sanity, and the platform it says it is for."""
+    path = cache.path(manifest.config.digest)
+    if manifest.config.size > 32 * 1024 * 1024:
+        raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
+    try:
+        doc = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ManifestInvalid(f"{name}: image config is not a JSON object")
+    rootfs = doc.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
+        raise ManifestInvalid(
+            f"{name}: image config lists {len(diff_ids or [])} layer diff IDs "
+            f"but the manifest has {len(manifest.layers)} layers"
+        )
+    if isinstance(doc.get("os"), str) and isinstance(doc.get("architecture"), str):
+        return Platform(doc["os"], doc["architecture"], str(doc.get("variant") or ""))
+    return None
+
+
+def _output_kind(output: Path | str, fmt: str) -> str:
+    """docker archive; an OCI layout directory (``dir/`` or an existing directory); an OCI tar."""
+    if fmt == "docker":
+        return "docker-archive"
+    if str(output).endswith(("/", "\\")) or Path(output).is_dir():
+        return "oci-layout"
+    return "oci-archive"
+
+
+def pull(
+    references: Sequence[str | Reference],
+    output: Path | str | None = None,
+    *,
+    format: str = "docker",
+    platform: PlatformRequest | None = None,
+    options: RegistryOptions | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    jobs: int = 4,
+    split: int | None = None,
+    progress: Progress | None = None,
+    client_factory: Callable[[str], RegistryClient] | None = None,
+    settings: RegistrySettings | None = None,
+) -> PullResult:
+    """Pull ``references`` into one archive (``format`` ``docker`` or ``oci``).
+
+    Several images share one archive and each blob is stored once. The output
+    is written under a temporary name and renamed at the end. ``settings``
+    (mirrors, insecure and blocked registries; default: :func:`sneaker.settings.load_settings`)
+    only change where bytes come from: images keep their original names.
+    """
+    from ..archive import write_docker_archive, write_oci_layout
+
+    if format not in FORMATS:
+        raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
+    if not references:
+        raise UsageError(
+            "no image to pull", hint="name at least one image, e.g. sneaker pull ubuntu"
+        )
+    request = platform or PlatformRequest()
+    if format == "docker" and not request.single:
+        raise UsageError(
+            f"a docker archive holds one platform per image, and {request} asks for more",
+            hint="use --format oci to keep several platforms",
+        )
+    refs = [r if isinstance(r, Reference) else parse_reference(r) for r in references]
+    if output is None:
+        if len(refs) > 1:
+            raise UsageError("several images need an output name", hint="give one with -o FILE.tar")
+        output = Path(default_output_name(refs[0]))
+    output_path = Path(output)
+    kind = _output_kind(output, format)
+    if split is not None and kind == "oci-layout":
+        raise UsageError("--split applies to archives, not to an OCI layout directory")
+    progress = progress or NullProgress()
+
+    with ExitStack() as stack:
+        if client_factory is None:
+            from ..registry.client import RegistryOptions
+            from ..settings import load_settings
+            from ..settings.mirrors import make_client_factory
+
+            opts = options or RegistryOptions()
+            # registries.conf, daemon.json and --mirror: mirrors, insecure hosts, blocks
+            settings = settings or load_settings(plain_http=opts.plain_http)
+            client_factory = stack.enter_context(make_client_factory(settings, opts))
+
+        if use_cache:
+            cache = BlobCache(cache_dir or default_cache_dir())
+        else:
+            cache = stack.enter_context(BlobCache.temporary(output_path.parent.resolve()))
+
+        resolved: list[tuple[Reference, Resolved]] = []
+        for ref in refs:
+            progress.message(f"resolving {ref.familiar}")
+            resolved.append((ref, resolve(client_factory(ref.registry), ref, request)))
+
+        jobs_list: list[BlobJob] = []
+        for ref, item in resolved:
+            client = client_factory(ref.registry)
+            for desc in item.record.blobs():
+                label = f"{ref.familiar} {desc.digest.short}"
+                jobs_list.append(BlobJob(client, ref.repository, desc, label))
+        stats = fetch_blobs(jobs_list, cache, parallel=jobs, progress=progress)
+
+        result = PullResult(output_path, kind, stats=stats)
+        records: list[ImageRecord] = []
+        for ref, item in resolved:
+            record = item.record
+            platforms = item.platforms
+            if isinstance(record.root, Manifest):
+                found = _check_config(record.root, cache, ref.familiar)
+                if found is not None:
+                    if (
+                        request.explicit
+                        and request.single
+                        and not request.wanted()[0].matches(found)
+                    ):
+                        raise NoMatchingPlatform(
+                            f"{ref.familiar} is a single-platform image for {found}, "
+                            f"not {request.wanted()[0]}",
+                            hint=f"pull it with --platform {found}",
+                        )
+                    platforms = (found,)
+            else:
+                for manifest in record.manifests():
+                    _check_config(manifest, cache, ref.familiar)
+            records.append(record)
+            size = sum(d.size for d in record.blobs()) + len(record.root.raw)
+            result.images.append(
+                PulledImage(
+                    reference=str(ref.without_digest()) if ref.tag else str(ref),
+                    digest=str(record.root.digest),
+                    platforms=tuple(str(p) for p in platforms),
+                    size=size,
+                    rewritten=record.rewritten,
+                )
+            )
+
+        progress.message(f"writing {output_path}")
+        if kind == "docker-archive":
+            parts = write_docker_archive(records, cache, output_path, split=split)
+        else:
+            parts = write_oci_layout(
+                records, cache, output_path, as_tar=kind == "oci-archive", split=split
+            )
+        if split is not None and parts:
+            result.parts = list(parts)
+        return result

@@ -1,0 +1,478 @@
+"""The download engine end to end: ``sneaker pull`` through faults, kills and a shared cache.
+
+Images are OCI layouts of generated layers (``tests/fixtures/random_images.py``)
+copied into real registries with ``skopeo copy``. Pulls go through the
+fault-injecting proxy (``tests/fixtures/faults.py`` plus the throttle and byte
+flip of ``tests/fixtures/faults_extra.py``), whose logs say exactly which requests
+and byte ranges reached the registry. sneaker runs as a subprocess, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.fixtures import faults_extra
+from tests.fixtures.faults_extra import ShapingProxy
+from tests.fixtures.random_images import BlobInfo, RandomLayout, make_random_layout
+from tests.fixtures.registry import MakeRegistry, RegistryInfo, TokenRegistryInfo
+from tests.fixtures.seeding import seed_oci_layout
+from tests.helpers import sneaker, wait_until
+
+pytestmark = pytest.mark.integration
+
+shaping_proxy = faults_extra.shaping_proxy  # the fixture, made visible to this module
+
+MakeProxy = Callable[..., ShapingProxy]
+REPO = "engine/medium"
+TAG = "1"
+#: sneaker writes the partial file a chunk (1 MiB) at a time
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Medium:
+    """A three-layer image (about 6 MB of incompressible gzip layers) in a registry."""
+
+    layout: RandomLayout
+    registry: RegistryInfo
+    repository: str
+
+    def ref(self, host: str) -> str:
+        return f"{host}/{self.repository}:{TAG}"
+
+    @property
+    def largest(self) -> BlobInfo:
+        return max(self.layout.layers, key=lambda b: b.size)
+
+
+@pytest.fixture(scope="module")
+def medium_layout(tmp_path_factory: pytest.TempPathFactory) -> RandomLayout:
+    return make_random_layout(
+        tmp_path_factory.mktemp("medium"),
+        [3_000_000, 2_000_000, 1_000_000],
+        kind="random",
+        seed="engine-medium",
+    )
+
+
+@pytest.fixture(scope="module")
+def medium(registry: RegistryInfo, medium_layout: RandomLayout) -> Medium:
+    seed_oci_layout(registry, medium_layout.path, "img", f"{REPO}:{TAG}", all_images=False)
+    return Medium(medium_layout, registry, REPO)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No docker config, proxy or cache of the machine leaks into a pull."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    clean = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    clean.update({"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(tmp_path / "no-cache")})
+    return clean
+
+
+def _argv(*args: str | os.PathLike[str]) -> list[str]:
+    return [sys.executable, "-m", "sneaker", *(os.fspath(a) for a in args)]
+
+
+def _pull(
+    env: Mapping[str, str],
+    ref: str,
+    out: Path,
+    cache: Path,
+    *extra: str,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    return sneaker(
+        "pull", "--json", "--cache-dir", cache, "-o", out, *extra, ref,
+        check=check, env=env, input=input, timeout=timeout,
+    )  # fmt: skip
+
+
+def _summary(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    blobs: dict[str, int] = json.loads(result.stdout)["blobs"]
+    return blobs
+
+
+def _blob_gets(proxy: ShapingProxy, digest: str) -> list[faults_extra.Served]:
+    """Blob bodies the registry sent for ``digest`` (redirected ones included)."""
+    return [b for b in proxy.served(f"/blobs/{digest}") if b.status in (200, 206)]
+
+
+def _cache_blobs(cache: Path) -> dict[str, int]:
+    blobs = cache / "blobs" / "sha256"
+    if not blobs.is_dir():
+        return {}
+    return {f"sha256:{p.name}": p.stat().st_size for p in blobs.iterdir()}
+
+
+def _partials(cache: Path) -> dict[str, int]:
+    partial = cache / "partial" / "sha256"
+    if not partial.is_dir():
+        return {}
+    return {f"sha256:{p.name}": p.stat().st_size for p in partial.iterdir() if p.suffix != ".json"}
+
+
+def _assert_cache_sound(cache: Path) -> None:
+    """Every complete blob in the cache hashes to its name."""
+    for path in (cache / "blobs" / "sha256").glob("*"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
+
+
+# -- a cut, rate limits, server errors ------------------------------------------------------
+
+
+def test_cut_mid_stream_resumes_with_range(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    cut_at = 2 * MIB + 12_345
+    proxy.add_fault("cut", path_contains=f"/blobs/{big.digest}", method="GET", after_bytes=cut_at)
+    out = tmp_path / "out.tar"
+    result = _pull(env, medium.ref(proxy.host), out, tmp_path / "cache")
+    assert out.is_file()
+    assert _summary(result)["resumed"] == 1
+    gets = [r for r in proxy.seen(path_contains=f"/blobs/{big.digest}") if r.method == "GET"]
+    assert [r.fault for r in gets] == ["cut", None]
+    assert "Range" not in gets[0].headers
+    # everything that arrived before the cut was kept: the second request asks for the rest
+    assert gets[1].headers["Range"] == f"bytes={cut_at}-"
+    assert gets[1].headers["If-Range"]
+    second = _blob_gets(proxy, big.digest)[-1]
+    assert (second.status, second.start, second.received) == (206, cut_at, big.size - cut_at)
+    _assert_cache_sound(tmp_path / "cache")
+
+
+def test_429_with_retry_after_waits_then_succeeds(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    proxy.add_fault(
+        "status", path_contains=f"/blobs/{big.digest}", method="GET", status=429, times=2,
+        headers={"Retry-After": "2", "RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "0"},
+    )  # fmt: skip
+    start = time.monotonic()
+    _pull(env, medium.ref(proxy.host), tmp_path / "out.tar", tmp_path / "cache")
+    elapsed = time.monotonic() - start
+    gets = [r for r in proxy.seen(path_contains=f"/blobs/{big.digest}") if r.method == "GET"]
+    assert [r.fault for r in gets] == ["status", "status", None]
+    # two waits of Retry-After: 2 s; backoff alone would have waited under 1.5 s in all
+    assert elapsed >= 4.0
+
+
+def test_429_that_never_stops_is_rate_limited_with_its_headers(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    headers = {"Retry-After": "1", "RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "0"}
+    proxy.add_fault(
+        "status", path_contains=f"/blobs/{big.digest}", status=429, headers=headers, times=1000
+    )
+    out = tmp_path / "out.tar"
+    result = _pull(
+        env, medium.ref(proxy.host), out, tmp_path / "cache", "--retries", "2", check=False
+    )
+    assert result.returncode == 6, result.stderr
+    url = f"http://{proxy.host}/v2/{REPO}/blobs/{big.digest}"
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: {proxy.host} rate-limited GET {url}: HTTP 429 after 3 attempts "
+        "(RateLimit-Limit: 100;w=21600, RateLimit-Remaining: 0)",
+        "hint: wait and try again, or log in for a higher limit",
+    ]
+    # bounded: the transport's 3 attempts, not retried again by the download engine
+    assert len(proxy.seen(path_contains=f"/blobs/{big.digest}")) == 3
+    assert not out.exists()
+
+
+def test_503_is_retried(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    proxy.add_fault("status", path_contains="/blobs/", method="GET", status=503, times=3)
+    result = _pull(env, medium.ref(proxy.host), tmp_path / "out.tar", tmp_path / "cache")
+    assert _summary(result)["downloaded"] == len(medium.layout.blobs)
+    faults = [r.fault for r in proxy.seen(path_contains="/blobs/") if r.method == "GET"]
+    assert faults.count("status") == 3
+    assert len(faults) == 3 + len(medium.layout.blobs)
+
+
+# -- redirects and tokens --------------------------------------------------------------------
+
+
+def test_blob_redirect_to_another_host_never_carries_authorization(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    # the proxy demands Basic credentials; the redirect target answers 400 to any
+    # request that carries an Authorization header, as presigned storage URLs do
+    proxy = shaping_proxy(medium.registry.url, basic_auth=("puller", "s3cret"))
+    proxy.add_fault("redirect", path_contains="/blobs/sha256:", method="GET", times=100)
+    out = tmp_path / "out.tar"
+    _pull(
+        env, medium.ref(proxy.host), out, tmp_path / "cache",
+        "--username", "puller", "--password-stdin", input="s3cret\n",
+    )  # fmt: skip
+    assert out.is_file()
+    redirected = proxy.seen("redirect")
+    assert len(redirected) == len(medium.layout.blobs)
+    assert not any(r.had_auth for r in redirected)
+    assert not any("Authorization" in r.headers for r in redirected)
+    # the registry's own host did get the credentials
+    blob_gets = [r for r in proxy.seen(path_contains="/blobs/") if r.method == "GET"]
+    assert blob_gets
+    assert all(r.had_auth and r.fault == "redirect" for r in blob_gets)
+    # and the bodies really came through the redirect target
+    assert {b.path.split("/blobs/")[1] for b in proxy.served("/blobs/")} == {
+        b.digest for b in medium.layout.blobs
+    }
+
+
+@pytest.fixture(scope="module")
+def token_medium(token_registry: TokenRegistryInfo, medium_layout: RandomLayout) -> Medium:
+    repository = "public/engine-medium"
+    seed_oci_layout(
+        token_registry, medium_layout.path, "img", f"{repository}:{TAG}", all_images=False
+    )
+    return Medium(medium_layout, token_registry, repository)
+
+
+def test_token_expiring_mid_pull_is_refreshed(
+    token_medium: Medium,
+    token_registry: TokenRegistryInfo,
+    shaping_proxy: MakeProxy,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    proxy = shaping_proxy(token_registry.url)
+    # 1 MB/s, one blob at a time: about 6 s of blobs, two tokens' lifetimes
+    proxy.shape("throttle", path_contains="/blobs/", rate=1_000_000)
+    server = token_registry.server
+    server.set_ttl(3)
+    try:
+        server.clear_requests()
+        start = time.monotonic()
+        result = _pull(env, token_medium.ref(proxy.host), tmp_path / "out.tar",
+                       tmp_path / "cache", "-j", "1")  # fmt: skip
+        elapsed = time.monotonic() - start
+    finally:
+        server.reset_ttl()
+    assert _summary(result)["downloaded"] == len(token_medium.layout.blobs)
+    assert elapsed > 5.0  # the pull outlived the 3 s token
+    assert len(server.requests) >= 2
+    tokens = [
+        r.headers.get("Authorization")
+        for r in proxy.seen(path_contains="/blobs/")
+        if r.method == "GET"
+    ]
+    assert all(t and t.startswith("Bearer ") for t in tokens)
+    assert len(set(tokens)) >= 2  # later blobs went with a fresh token
+
+
+# -- integrity ----------------------------------------------------------------------------------
+
+
+def test_corrupted_blob_fails_naming_the_digest_and_leaves_nothing(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    flip = 1_234_567
+    proxy.shape("corrupt", path_contains=f"/blobs/{big.digest}", offset=flip)
+    damaged = bytearray(medium.layout.blob_path(big).read_bytes())
+    damaged[flip] ^= 0xFF
+    wrong = hashlib.sha256(damaged).hexdigest()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "image.tar"
+    cache = tmp_path / "cache"
+    result = _pull(env, medium.ref(proxy.host), out, cache, check=False)
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: digest mismatch for blob {big.digest}: content hashes to sha256:{wrong}"
+    )
+    assert list(out_dir.iterdir()) == []  # no output, not even a temporary one
+    assert big.digest not in _cache_blobs(cache)
+    assert big.digest not in _partials(cache)
+    _assert_cache_sound(cache)
+
+
+# -- killed runs, shared caches ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_killed_pull_resumes_fetching_only_what_is_missing(
+    how: str, medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    proxy.shape("throttle", path_contains="/blobs/", rate=700_000)
+    cache = tmp_path / "cache"
+    out = tmp_path / "out.tar"
+    big = medium.largest
+    argv = _argv("pull", "-q", "--cache-dir", cache, "-o", out, medium.ref(proxy.host))
+    with subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as first:
+        try:
+            wait_until(
+                lambda: _partials(cache).get(big.digest, 0) >= MIB or first.poll() is not None,
+                timeout=60,
+                what="a partial file of the largest layer",
+            )
+            assert first.poll() is None, first.communicate()
+            first.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+            _, stderr = first.communicate(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+    if how == "SIGINT":
+        assert first.returncode == 130, stderr
+        assert b"error: interrupted" in stderr
+    else:
+        assert first.returncode == -signal.SIGKILL
+    assert not out.exists()
+    kept = _partials(cache)
+    complete = _cache_blobs(cache)
+    assert 0 < kept[big.digest] < big.size
+
+    proxy.unshape()
+    proxy.clear()
+    result = _pull(env, medium.ref(proxy.host), out, cache)
+    assert out.is_file()
+    summary = _summary(result)
+    assert summary["cached"] == len(complete)
+    assert summary["resumed"] == sum(1 for size in kept.values() if size > 0)
+    fetched = 0
+    for blob in medium.layout.blobs:
+        gets = _blob_gets(proxy, blob.digest)
+        if blob.digest in complete:
+            assert gets == [], f"{blob.digest} was complete but fetched again"
+            continue
+        assert len(gets) == 1, gets
+        have = kept.get(blob.digest, 0)
+        if have:
+            assert gets[0].range == f"bytes={have}-"
+            assert (gets[0].status, gets[0].start) == (206, have)
+        else:
+            assert gets[0].range is None
+        assert gets[0].received == blob.size - have
+        fetched += gets[0].received
+    missing = medium.layout.total_size - sum(complete.values()) - sum(kept.values())
+    assert fetched == missing
+    assert _partials(cache) == {}
+    _assert_cache_sound(cache)
+
+
+def test_two_pulls_share_one_cache_and_fetch_each_blob_once(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    proxy.shape("throttle", path_contains="/blobs/", rate=2_000_000)
+    cache = tmp_path / "cache"
+    outs = [tmp_path / "a.tar", tmp_path / "b.tar"]
+    procs = [
+        subprocess.Popen(
+            _argv("pull", "--json", "--cache-dir", cache, "-o", out, medium.ref(proxy.host)),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for out in outs
+    ]
+    results: list[tuple[int, bytes, bytes]] = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=120)
+            results.append((proc.returncode, stdout, stderr))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for code, _, stderr in results:
+        assert code == 0, stderr.decode()
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    for blob in medium.layout.blobs:
+        gets = _blob_gets(proxy, blob.digest)
+        assert len(gets) == 1, f"{blob.digest} fetched {len(gets)} times"
+        assert gets[0].received == blob.size
+    counts = [json.loads(stdout)["blobs"] for _, stdout, _ in results]
+    assert sum(c["downloaded"] + c["resumed"] for c in counts) == len(medium.layout.blobs)
+    assert sum(c["cached"] for c in counts) == len(medium.layout.blobs)
+    _assert_cache_sound(cache)
+
+
+def test_cache_is_shared_by_formats_and_no_cache_leaves_none(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    cache = tmp_path / "cache"
+    ref = medium.ref(proxy.host)
+    first = _pull(env, ref, tmp_path / "out.tar", cache)
+    assert _summary(first)["downloaded"] == len(medium.layout.blobs)
+    proxy.clear()
+    second = _pull(env, ref, tmp_path / "layout/", cache, "--format", "oci")
+    assert _summary(second)["cached"] == len(medium.layout.blobs)
+    assert proxy.served("/blobs/") == []  # only the manifest was asked for
+
+    out_dir = tmp_path / "nocache"
+    out_dir.mkdir()
+    proxy.clear()
+    sneaker("pull", "-q", "--no-cache", "-o", out_dir / "x.tar", ref, env=env, timeout=300)
+    assert [p.name for p in out_dir.iterdir()] == ["x.tar"]
+    assert len(proxy.served("/blobs/")) == len(medium.layout.blobs)
+    assert not Path(env["SNEAKER_CACHE_DIR"]).exists()
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big_image(make_registry: MakeRegistry, tmp_path: Path) -> tuple[RegistryInfo, int]:
+    """A fresh registry holding one image with a single ~300 MB (uncompressed) layer."""
+    info = make_registry()
+    layout = make_random_layout(
+        tmp_path / "big", [300 * 1000 * 1000], kind="random", compress=False, seed="rss"
+    )
+    seed_oci_layout(info, layout.path, "img", "engine/big:1", all_images=False)
+    size = layout.total_size
+    for blob in layout.blobs:
+        layout.blob_path(blob).unlink()  # the registry has its copy
+    return info, size
+
+
+def test_peak_memory_of_a_large_layer_pull_stays_flat(
+    big_image: tuple[RegistryInfo, int], env: dict[str, str], tmp_path: Path
+) -> None:
+    info, size = big_image
+    out = tmp_path / "big.tar"
+    log = tmp_path / "pull.log"
+    argv = _argv("pull", "-q", "--cache-dir", tmp_path / "cache", "-o", out,
+                 info.ref("engine/big:1"))  # fmt: skip
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, log.read_text()
+    assert out.stat().st_size > size
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    assert peak_mb < 100, f"peak RSS {peak_mb:.0f} MB pulling a {size / 1e6:.0f} MB layer"

@@ -1,0 +1,573 @@
+"""plan -> fetch.sh (a shell and curl only) -> assemble, against real registries.
+
+fetch.sh runs with a PATH holding nothing but a directory of symlinks to
+dash (as ``sh``), curl, sha256sum and the few base tools it names, which
+proves it needs nothing else. The token registry's ``public/`` repository
+makes it fetch an anonymous bearer token itself; ``private/`` needs
+SNEAKER_USER/SNEAKER_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fixtures import faults
+from tests.fixtures.docker import DockerDaemon
+from tests.fixtures.images import BuiltImages
+from tests.fixtures.multiarch import MultiArch
+from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
+from tests.fixtures.seeding import Seeded
+from tests.fixtures.tools import skopeo
+from tests.helpers import need, run
+
+from sneaker.archive import open_archive
+
+pytestmark = pytest.mark.integration
+
+fault_proxy = faults.fault_proxy  # the fixture, made visible to this module
+
+#: what fetch.sh may use besides sh and curl (its header says the same)
+SCRIPT_TOOLS = ("curl", "sha256sum", "sed", "tr", "wc", "mkdir", "mv", "rm")
+HINT = (
+    "hint: run fetch.sh in the plan directory again (it fetches what is missing and replaces "
+    "what is damaged), or fetch those files from urls.txt"
+)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curl_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of symlinks: the whole PATH fetch.sh gets."""
+    bin_dir = tmp_path_factory.mktemp("curl-only-bin")
+    (bin_dir / "sh").symlink_to(need("dash"))
+    for tool in SCRIPT_TOOLS:
+        (bin_dir / tool).symlink_to(need(tool))
+    return bin_dir
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """sneaker with no stored credentials and a private cache."""
+    root = tmp_path_factory.mktemp("cli-env")
+    (root / "docker").mkdir()
+    (root / "docker" / "config.json").write_text("{}")
+    return {"DOCKER_CONFIG": str(root / "docker"), "SNEAKER_CACHE_DIR": str(root / "cache")}
+
+
+def sneaker(
+    env: dict[str, str], *args: str | os.PathLike[str], check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "sneaker", *args], env=env, check=check, input=input)
+
+
+def fetch_sh(
+    plan_dir: Path, bin_dir: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``sh fetch.sh`` with PATH = ``bin_dir`` and nothing else in the environment."""
+    return subprocess.run(
+        [str(bin_dir / "sh"), "fetch.sh"],
+        cwd=plan_dir,
+        env={"PATH": str(bin_dir), **(extra or {})},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def plan_json(plan_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((plan_dir / "plan.json").read_text())
+    return data
+
+
+def blob_files(plan_dir: Path) -> dict[str, Path]:
+    return {p.name: p for p in (plan_dir / "blobs" / "sha256").iterdir() if p.is_file()}
+
+
+def only_manifest(plan_dir: Path) -> dict[str, Any]:
+    (image,) = plan_json(plan_dir)["images"]
+    doc: dict[str, Any] = json.loads((plan_dir / image["root"]["path"]).read_text())
+    return doc
+
+
+def largest_layer(plan_dir: Path) -> tuple[int, int, str]:
+    """(1-based position, number of layers, hex) of the largest layer of the only image."""
+    layers = only_manifest(plan_dir)["layers"]
+    position = max(range(len(layers)), key=lambda i: int(layers[i]["size"]))
+    return position + 1, len(layers), str(layers[position]["digest"]).split(":", 1)[1]
+
+
+def copy_plan(plan_dir: Path, dest: Path) -> Path:
+    shutil.copytree(plan_dir, dest, symlinks=True)
+    return dest
+
+
+# -- the token registry's public repository: anonymous token fetched by fetch.sh ----------
+
+
+@pytest.fixture(scope="module")
+def public_plan(
+    seeded: Seeded, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("public") / "plan"
+    result = sneaker(cli_env, "plan", seeded.token_public.ref, "-o", out, "--json")
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def public_fetched(
+    public_plan: tuple[Path, dict[str, Any]],
+    curl_only: Path,
+    token_registry: TokenRegistryInfo,
+) -> tuple[Path, subprocess.CompletedProcess[str], list[Any]]:
+    plan_dir, _ = public_plan
+    token_registry.server.clear_requests()
+    result = fetch_sh(plan_dir, curl_only)
+    return plan_dir, result, list(token_registry.server.requests)
+
+
+def test_plan_directory(
+    public_plan: tuple[Path, dict[str, Any]], seeded: Seeded, token_registry: TokenRegistryInfo
+) -> None:
+    plan_dir, summary = public_plan
+    host = token_registry.host
+    image = seeded.token_public
+    assert summary["images"][0]["digest"] == image.digest
+    assert summary["plan_digest"].startswith("sha256:")
+
+    doc = plan_json(plan_dir)
+    assert doc["format"] == "sneaker-plan"
+    assert doc["version"] == 1
+    (entry,) = doc["images"]
+    assert entry["reference"] == f"{host}/public/app:1"
+    assert entry["registry"] == host
+    assert entry["api"] == f"http://{host}/v2/"
+    assert entry["repository"] == "public/app"
+    assert entry["source_digest"] == image.digest
+    assert entry["root"]["digest"] == image.digest
+    assert entry["root"]["path"] == f"manifests/sha256-{image.digest[7:]}.json"
+    raw = (plan_dir / entry["root"]["path"]).read_bytes()
+    assert len(raw) == entry["root"]["size"]
+
+    kinds = [b["kind"] for b in entry["blobs"]]
+    assert kinds[0] == "config"
+    assert set(kinds[1:]) == {"layer"}
+    assert entry["blobs"][0]["digest"] == image.config_digest
+    base = f"http://{host}/v2/public/app/blobs/"
+    assert [b["url"] for b in entry["blobs"]] == [base + b["digest"] for b in entry["blobs"]]
+    assert (plan_dir / "urls.txt").read_text().splitlines() == [b["url"] for b in entry["blobs"]]
+
+    sums = (plan_dir / "SHA256SUMS").read_text().splitlines()
+    for blob in entry["blobs"]:
+        assert f"{blob['digest'][7:]}  blobs/sha256/{blob['digest'][7:]}" in sums
+    assert f"{image.digest[7:]}  {entry['root']['path']}" in sums
+
+    # configs come with the plan; layers are left to fetch.sh
+    assert set(blob_files(plan_dir)) == {image.config_digest[7:]}
+    assert os.access(plan_dir / "fetch.sh", os.X_OK)
+    names = [p.name for p in plan_dir.rglob("*")]
+    assert not [n for n in names if ":" in n], "file names must be Windows-safe"
+    assert sorted(p.name for p in plan_dir.iterdir()) == [
+        "README.txt",
+        "SHA256SUMS",
+        "blobs",
+        "fetch.sh",
+        "manifests",
+        "plan.json",
+        "urls.txt",
+    ]
+    assert not [p for p in plan_dir.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fetch_sh_gets_an_anonymous_token_with_curl_only(
+    public_fetched: tuple[Path, subprocess.CompletedProcess[str], list[Any]],
+) -> None:
+    plan_dir, result, requests = public_fetched
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "blobs are present and checked" in result.stdout
+    token_requests = [r for r in requests if r.path == "/token"]
+    assert token_requests, "fetch.sh must ask the token service itself"
+    assert all(not r.had_auth for r in token_requests), "anonymous: no credentials sent"
+    scopes = [urllib.parse.parse_qs(r.query).get("scope") for r in token_requests]
+    assert ["repository:public/app:pull"] in scopes
+    entry = plan_json(plan_dir)["images"][0]
+    assert set(blob_files(plan_dir)) == {b["digest"][7:] for b in entry["blobs"]}
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+def test_fetch_sh_resumes_and_replaces_damaged_files(
+    public_fetched: tuple[Path, subprocess.CompletedProcess[str], list[Any]],
+    curl_only: Path,
+    tmp_path: Path,
+) -> None:
+    plan_dir = copy_plan(public_fetched[0], tmp_path / "plan")
+    _, _, layer_hex = largest_layer(plan_dir)
+    layer = plan_dir / "blobs" / "sha256" / layer_hex
+    data = layer.read_bytes()
+    half = len(data) // 2
+    (layer.parent / f"{layer_hex}.part").write_bytes(data[:half])
+    layer.unlink()
+    config_hex = plan_json(plan_dir)["images"][0]["blobs"][0]["digest"][7:]
+    config = plan_dir / "blobs" / "sha256" / config_hex
+    config.write_bytes(b"x" * config.stat().st_size)
+
+    result = fetch_sh(plan_dir, curl_only)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming sha256:{layer_hex} at {half} of {len(data)} bytes" in result.stdout
+    assert f"sha256:{config_hex}: the file already there is damaged" in result.stderr
+    assert layer.read_bytes() == data
+    assert not (layer.parent / f"{layer_hex}.part").exists()
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+def test_assemble_docker_archive_loads_and_runs(
+    public_fetched: tuple[Path, subprocess.CompletedProcess[str], list[Any]],
+    public_plan: tuple[Path, dict[str, Any]],
+    cli_env: dict[str, str],
+    docker: DockerDaemon,
+    built_images: BuiltImages,
+    token_registry: TokenRegistryInfo,
+    tmp_path: Path,
+) -> None:
+    plan_dir = public_fetched[0]
+    pin = public_plan[1]["plan_digest"]
+    out = tmp_path / "app.tar"
+    result = sneaker(cli_env, "assemble", plan_dir, "-o", out, "--plan-digest", pin)
+    assert f"wrote {out} (docker archive," in result.stdout
+    name = f"{token_registry.host}/public/app:1"
+    loaded = docker.run("load", "-i", str(out)).stdout
+    assert f"Loaded image: {name}" in loaded
+    try:
+        ran = docker.run("run", "--rm", "--network", "none", name)
+        assert ran.stdout.strip() == built_images.app_output
+    finally:
+        docker.run("rmi", name, check=False)
+
+
+def test_assemble_oci_archive(
+    public_fetched: tuple[Path, subprocess.CompletedProcess[str], list[Any]],
+    cli_env: dict[str, str],
+    seeded: Seeded,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "app-oci.tar"
+    sneaker(cli_env, "assemble", public_fetched[0], "-o", out, "--format", "oci")
+    inspected = json.loads(skopeo("inspect", f"oci-archive:{out}").stdout)
+    assert inspected["Digest"] == seeded.token_public.digest
+    raw_config = json.loads(skopeo("inspect", "--raw", f"oci-archive:{out}").stdout)
+    assert raw_config["config"]["digest"] == seeded.token_public.config_digest
+
+
+def test_assemble_refuses_a_changed_plan_json(
+    public_fetched: tuple[Path, subprocess.CompletedProcess[str], list[Any]],
+    public_plan: tuple[Path, dict[str, Any]],
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    plan_dir = copy_plan(public_fetched[0], tmp_path / "plan")
+    pin = public_plan[1]["plan_digest"]
+    with (plan_dir / "plan.json").open("a") as fh:
+        fh.write("\n")
+    result = sneaker(
+        cli_env, "assemble", plan_dir, "-o", tmp_path / "x.tar", "--plan-digest", pin, check=False
+    )
+    assert result.returncode == 7
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: {plan_dir / 'plan.json'} does not match the plan digest {pin}")
+    assert not (tmp_path / "x.tar").exists()
+
+
+# -- a private repository: credentials for plan, and for fetch.sh through the environment --
+
+
+def test_private_repository_needs_sneaker_user(
+    seeded: Seeded,
+    token_registry: TokenRegistryInfo,
+    cli_env: dict[str, str],
+    curl_only: Path,
+    tmp_path: Path,
+) -> None:
+    plan_dir = tmp_path / "plan"
+    assert token_registry.username is not None
+    assert token_registry.password is not None
+    sneaker(
+        cli_env,
+        "plan",
+        seeded.token_private.ref,
+        "-o",
+        plan_dir,
+        "-u",
+        token_registry.username,
+        "--password-stdin",
+        input=token_registry.password + "\n",
+    )
+    key = f"{token_registry.host}/private/app"
+    denied = fetch_sh(plan_dir, curl_only)
+    assert denied.returncode == 1
+    # said once: the repository's other blobs are not tried again
+    assert (
+        denied.stderr.count(f"access denied by {key}: set SNEAKER_USER and SNEAKER_PASSWORD") == 1
+    )
+    assert denied.stderr.splitlines()[-1].startswith("fetch.sh: ")
+    assert "blobs are missing or damaged; run fetch.sh again" in denied.stderr
+
+    wrong = fetch_sh(plan_dir, curl_only, {"SNEAKER_USER": "nobody", "SNEAKER_PASSWORD": 'p"w\\'})
+    assert wrong.returncode == 1
+    assert (
+        wrong.stderr.count(
+            f"{key}: the token service at {token_registry.realm} answered HTTP 401: "
+            "it refused the credentials in SNEAKER_USER and SNEAKER_PASSWORD"
+        )
+        == 1
+    )
+
+    token_registry.server.clear_requests()
+    creds = {"SNEAKER_USER": token_registry.username, "SNEAKER_PASSWORD": token_registry.password}
+    allowed = fetch_sh(plan_dir, curl_only, creds)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert any(r.had_auth for r in token_registry.server.requests if r.path == "/token")
+    assert token_registry.password not in allowed.stdout + allowed.stderr
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+def test_tls_registry_with_basic_auth(
+    seeded: Seeded,
+    tls_registry: RegistryInfo,
+    cli_env: dict[str, str],
+    curl_only: Path,
+    tmp_path: Path,
+) -> None:
+    """HTTPS with a private CA (CURL_CA_BUNDLE for curl) and a Basic challenge."""
+    assert tls_registry.ca_cert is not None
+    assert tls_registry.username is not None
+    assert tls_registry.password is not None
+    plan_dir = tmp_path / "plan"
+    sneaker(
+        cli_env,
+        "plan",
+        seeded.tls.ref,
+        "-o",
+        plan_dir,
+        "--ca-cert",
+        tls_registry.ca_cert,
+        "-u",
+        tls_registry.username,
+        "--password-stdin",
+        "-q",
+        input=tls_registry.password + "\n",
+    )
+    urls = (plan_dir / "urls.txt").read_text().splitlines()
+    assert all(u.startswith(f"https://{tls_registry.host}/v2/test/app/blobs/sha256:") for u in urls)
+
+    ca = {"CURL_CA_BUNDLE": str(tls_registry.ca_cert)}
+    denied = fetch_sh(plan_dir, curl_only, ca)
+    assert denied.returncode == 1
+    assert "asks for a user name and password: set SNEAKER_USER and SNEAKER_PASSWORD" in (
+        denied.stderr
+    )
+    wrong = fetch_sh(plan_dir, curl_only, {**ca, "SNEAKER_USER": "nobody", "SNEAKER_PASSWORD": "x"})
+    assert wrong.returncode == 1
+    assert "access denied by " in wrong.stderr
+
+    creds = {"SNEAKER_USER": tls_registry.username, "SNEAKER_PASSWORD": tls_registry.password}
+    allowed = fetch_sh(plan_dir, curl_only, {**ca, **creds})
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert tls_registry.password not in allowed.stdout + allowed.stderr
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+def test_redirects_and_a_cut_download_behind_basic_auth(
+    seeded: Seeded,
+    registry: RegistryInfo,
+    fault_proxy: Any,
+    cli_env: dict[str, str],
+    curl_only: Path,
+    tmp_path: Path,
+) -> None:
+    """Blobs redirected to another host (which refuses credentials, as S3 does), one cut."""
+    user, password = "fetcher", "s3cret-pw"
+    proxy = fault_proxy(registry.url, basic_auth=(user, password))
+    ref = f"{proxy.host}/{seeded.app.repository}:{seeded.app.tag}"
+    plan_dir = tmp_path / "plan"
+    sneaker(
+        cli_env,
+        "plan",
+        ref,
+        "-o",
+        plan_dir,
+        "-u",
+        user,
+        "--password-stdin",
+        "-q",
+        input=password + "\n",
+    )
+    _, _, layer_hex = largest_layer(plan_dir)
+    size = next(
+        b["size"] for b in plan_json(plan_dir)["images"][0]["blobs"] if b["digest"][7:] == layer_hex
+    )
+    proxy.clear()
+    proxy.add_fault("cut", path_contains=layer_hex, method="GET", after_bytes=size // 3)
+    proxy.add_fault("redirect", path_contains="/blobs/", method="GET", times=100)
+
+    result = fetch_sh(plan_dir, curl_only, {"SNEAKER_USER": user, "SNEAKER_PASSWORD": password})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming sha256:{layer_hex} at {size // 3} of {size} bytes" in result.stdout
+    redirected = proxy.seen("redirect", "/blobs/")
+    assert redirected, "blobs were fetched from the redirect target"
+    assert not [r for r in redirected if r.had_auth], "no credentials after a host change"
+    assert [r.fault for r in proxy.seen("proxy", layer_hex) if r.method == "GET"][:1] == ["cut"]
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+# -- the plain registry: no auth; OCI layout; tampered and missing blobs -------------------
+
+
+@pytest.fixture(scope="module")
+def plain_fetched(
+    seeded: Seeded,
+    cli_env: dict[str, str],
+    curl_only: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    plan_dir = tmp_path_factory.mktemp("plain") / "plan"
+    sneaker(cli_env, "plan", seeded.app.ref, "-o", plan_dir, "-q")
+    result = fetch_sh(plan_dir, curl_only)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return plan_dir
+
+
+def test_plain_registry_to_oci_layout(
+    plain_fetched: Path,
+    seeded: Seeded,
+    registry: RegistryInfo,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    entry = plan_json(plain_fetched)["images"][0]
+    assert entry["api"] == f"http://{registry.host}/v2/"
+    assert all(
+        u.startswith(f"http://{registry.host}/v2/test/app/blobs/sha256:")
+        for u in (plain_fetched / "urls.txt").read_text().splitlines()
+    )
+    out = tmp_path / "layout"
+    sneaker(cli_env, "assemble", plain_fetched, "-o", f"{out}/", "--format", "oci")
+    index = json.loads((out / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [seeded.app.digest]
+    inspected = json.loads(skopeo("inspect", f"oci:{out}").stdout)
+    assert inspected["Digest"] == seeded.app.digest
+
+
+def test_tampered_blob_is_named(
+    plain_fetched: Path, registry: RegistryInfo, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    plan_dir = copy_plan(plain_fetched, tmp_path / "plan")
+    position, count, layer_hex = largest_layer(plan_dir)
+    layer = plan_dir / "blobs" / "sha256" / layer_hex
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    import hashlib
+
+    actual = hashlib.sha256(bytes(data)).hexdigest()
+    out = tmp_path / "app.tar"
+    result = sneaker(cli_env, "assemble", plan_dir, "-o", out, "-q", check=False)
+    assert result.returncode == 7
+    assert result.stderr.splitlines() == [
+        f"error: plan {plan_dir}: blobs/sha256/{layer_hex} (layer {position}/{count} of "
+        f"{registry.host}/test/app:1) does not match its digest: content hashes to "
+        f"sha256:{actual}",
+        HINT,
+    ]
+    assert not out.exists()
+
+
+def test_missing_blob_is_named(
+    plain_fetched: Path, registry: RegistryInfo, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    plan_dir = copy_plan(plain_fetched, tmp_path / "plan")
+    position, count, layer_hex = largest_layer(plan_dir)
+    (plan_dir / "blobs" / "sha256" / layer_hex).unlink()
+    out = tmp_path / "app.tar"
+    result = sneaker(cli_env, "assemble", plan_dir, "-o", out, "-q", check=False)
+    assert result.returncode == 5
+    assert result.stderr.splitlines() == [
+        f"error: plan {plan_dir}: blobs/sha256/{layer_hex} (layer {position}/{count} of "
+        f"{registry.host}/test/app:1) is missing",
+        HINT,
+    ]
+    assert not out.exists()
+
+
+# -- several platforms: OCI only; the index is kept byte for byte ----------------------------
+
+
+def test_multi_platform_plan_assembles_to_oci_only(
+    multiarch: MultiArch, cli_env: dict[str, str], curl_only: Path, tmp_path: Path
+) -> None:
+    plan_dir = tmp_path / "plan"
+    sneaker(cli_env, "plan", multiarch.ref, "--platform", "all", "-o", plan_dir)
+    refused = sneaker(cli_env, "assemble", plan_dir, "-o", tmp_path / "x.tar", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"error: plan {plan_dir} was made for several platforms; "
+        "a docker archive holds one platform per image",
+        "hint: assemble it with --format oci",
+    ]
+    entry = plan_json(plan_dir)["images"][0]
+    assert entry["root"]["digest"] == multiarch.index_digest
+    assert entry["rewritten"] is False
+    assert {c["digest"] for c in entry["children"]} == {
+        multiarch.amd64_digest,
+        multiarch.arm64_digest,
+        multiarch.attestation_digest,
+    }
+
+    fetched = fetch_sh(plan_dir, curl_only)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    out = tmp_path / "multi.tar"
+    sneaker(cli_env, "assemble", plan_dir, "-o", out, "--format", "oci")
+    with tarfile.open(out) as tar:
+        member = tar.extractfile("index.json")
+        assert member is not None
+        index = json.loads(member.read())
+    assert [m["digest"] for m in index["manifests"]] == [multiarch.index_digest]
+
+
+# -- image lists: -f and --from on plan and pull --------------------------------------------
+
+
+def test_images_file_and_compose_for_plan_and_pull(
+    seeded: Seeded, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    images = tmp_path / "images.txt"
+    images.write_text(f"# the app\n{seeded.app.ref}\n\n{seeded.app.ref}  # again\n")
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        f"services:\n  small:\n    image: {seeded.small.ref}\n  app:\n    image: {seeded.app.ref}\n"
+    )
+    plan_dir = tmp_path / "plan"
+    sneaker(cli_env, "plan", "-f", images, "--from", compose, "-o", plan_dir, "-q")
+    assert [i["reference"] for i in plan_json(plan_dir)["images"]] == [
+        seeded.app.ref,
+        seeded.small.ref,
+    ]
+
+    out = tmp_path / "pulled.tar"
+    sneaker(cli_env, "pull", "-f", images, "--from", compose, "-o", out, "-q")
+    with open_archive(out) as source:
+        assert sorted(str(r.reference) for r in source.records) == sorted(
+            [seeded.app.ref, seeded.small.ref]
+        )

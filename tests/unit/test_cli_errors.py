@@ -1,0 +1,96 @@
+"""The CLI renders every sneaker error as one line plus an optional hint, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from sneaker.cli.main import main
+from sneaker.errors import (
+    ArchiveError,
+    AuthError,
+    ConfigError,
+    IntegrityError,
+    Interrupted,
+    NetworkError,
+    NotFound,
+    SneakerError,
+    UnsupportedError,
+    UsageError,
+)
+
+
+@pytest.mark.parametrize(
+    ("cls", "code"),
+    [
+        (SneakerError, 1),
+        (UsageError, 2),
+        (ConfigError, 3),
+        (AuthError, 4),
+        (NotFound, 5),
+        (NetworkError, 6),
+        (IntegrityError, 7),
+        (ArchiveError, 8),
+        (UnsupportedError, 9),
+        (Interrupted, 130),
+    ],
+)
+def test_exit_codes_are_documented(cls: type[SneakerError], code: int) -> None:
+    assert cls.exit_code == code
+
+
+def test_bad_reference_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pull", "Ubuntu", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err == "error: invalid reference 'Ubuntu': repository name must be lowercase\n"
+
+
+def test_bad_platform_has_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pull", "ubuntu", "--platform", "linux", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "error: invalid platform 'linux'",
+        "hint: use os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm/v7",
+    ]
+
+
+def test_docker_format_refuses_several_platforms(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pull", "ubuntu", "--platform", "all", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "error: a docker archive holds one platform per image, and all asks for more",
+        "hint: use --format oci to keep several platforms",
+    ]
+
+
+def test_several_images_need_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pull", "a", "b", "-q"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: several images need an output name",
+        "hint: give one with -o FILE.tar",
+    ]
+
+
+def test_usage_errors_from_click_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nosuchverb"]) == 2
+    assert capsys.readouterr().err == "error: No such command 'nosuchverb'.\n"
+    assert main(["pull", "--format", "zip", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid value for '--format'")
+    assert len(err.splitlines()) == 1
+
+
+def test_password_stdin_needs_username(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pull", "x", "--password-stdin"]) == 2
+    assert capsys.readouterr().err == "error: --password-stdin needs --username\n"
+
+
+def test_version_names_speedups(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sneaker 0.1.0 (Python ")
+    assert "speed-ups: " in out
