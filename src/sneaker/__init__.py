@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "verify": "sneaker.verbs.verify",
     "unpack": "sneaker.verbs.unpack",
     "open_archive": "sneaker.archive",
+    "plan": "sneaker.verbs.plan",
+    "assemble": "sneaker.verbs.assemble",
     "Reference": "sneaker.reference",
     "parse_reference": "sneaker.reference",
     "Platform": "sneaker.platform",
@@ -58,10 +60,12 @@ __all__ = [
     "SneakerError",
     "UsageError",
     "__version__",
+    "assemble",
     "inspect",
     "open_archive",
     "parse_platform",
     "parse_reference",
+    "plan",
     "pull",
     "push",
     "serve",
@@ -84,7 +88,9 @@ if TYPE_CHECKING:
     from .reference import Reference, parse_reference
     from .registry.client import RegistryOptions
     from .selection import PlatformRequest
+    from .verbs.assemble import assemble
     from .verbs.inspect import inspect
+    from .verbs.plan import plan
     from .verbs.pull import PullResult, pull
     from .verbs.push import PushResult, push
     from .verbs.serve import serve

@@ -490,3 +490,47 @@ def test_tar_writer_pads_members(tmp_path: Path) -> None:
 def test_digest_helper_is_sorted() -> None:
     digests = sorted([Digest.of_bytes(b"b"), Digest.of_bytes(b"a")])
     assert digests[0].hex < digests[1].hex
+
+
+def read_extent(place: tuple[Path, int] | None, size: int) -> bytes:
+    assert place is not None
+    with place[0].open("rb") as fh:
+        fh.seek(place[1])
+        return fh.read(size)
+
+
+def test_blob_extent_points_into_the_tar_and_the_layout(tmp_path: Path) -> None:
+    blobs = Blobs()
+    records = two_images(blobs)
+    write_docker_archive(records, blobs, tmp_path / "a.tar")
+    write_oci_layout(records, blobs, tmp_path / "layout", as_tar=False)
+    for path in (tmp_path / "a.tar", tmp_path / "layout"):
+        with open_archive(path) as archive:
+            for record in records:
+                for desc in (record.root.descriptor, *record.blobs()):
+                    place = archive.blob_extent(desc)
+                    assert read_extent(place, desc.size) == read_all(archive.open_blob(desc))
+                    wrong = Descriptor(desc.media_type, desc.digest, desc.size + 1)
+                    assert archive.blob_extent(wrong) is None
+            absent = Descriptor(mt.OCI_LAYER, Digest.of_bytes(b"absent"), 6)
+            assert archive.blob_extent(absent) is None
+
+
+def test_blob_extent_in_split_parts(tmp_path: Path) -> None:
+    blobs = Blobs()
+    records = two_images(blobs)
+    write_docker_archive(records, blobs, tmp_path / "a.tar", split=700)
+    whole, straddling = 0, 0
+    with open_archive(tmp_path / "a.tar") as archive:
+        for record in records:
+            for desc in record.blobs():
+                place = archive.blob_extent(desc)
+                if place is None:
+                    straddling += 1
+                    continue
+                whole += 1
+                assert place[0].name.startswith("a.tar.0")
+                with archive.open_blob(desc) as fh:
+                    assert read_extent(place, desc.size) == fh.read()
+    assert whole
+    assert straddling

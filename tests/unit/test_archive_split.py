@@ -17,8 +17,10 @@ from sneaker.archive import (
     write_docker_archive,
     write_oci_layout,
 )
+from sneaker.archive import split as split_module
 from sneaker.archive.split import SplitWriter, part_path, split_parts
-from sneaker.errors import ArchiveError, UsageError
+from sneaker.archive.tar import atomic_file
+from sneaker.errors import ArchiveError, IntegrityError, UsageError
 
 
 @pytest.mark.parametrize(
@@ -200,3 +202,30 @@ def test_whole_and_split_archives_replace_each_other(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tar"]
     with open_archive(out) as archive:
         assert [r.root for r in archive.records] == [r.root for r in first]
+
+
+def test_reading_without_preadv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split_module, "_HAVE_PREADV", False)
+    data = random.Random(9).randbytes(2500)
+    with SplitWriter(tmp_path / "o", 1000) as writer:
+        writer.write(data)
+    with open_split(tmp_path / "o") as reader:
+        assert reader.read() == data
+
+
+@pytest.mark.parametrize("disable", [(), ("_copy_file_range",), ("_copy_file_range", "_sendfile")])
+def test_file_sink_copy_fallbacks(tmp_path: Path, disable: tuple[str, ...]) -> None:
+    data = random.Random(4).randbytes(3 * 1024 * 1024 + 17)
+    (tmp_path / "src").write_bytes(data)
+    fd = os.open(tmp_path / "src", os.O_RDONLY)
+    try:
+        with atomic_file(tmp_path / "dst") as sink:
+            for name in disable:
+                setattr(sink, name, False)
+            sink.write(b"head")
+            sink.copy_from_fd(fd, 5, len(data) - 5)
+            with pytest.raises(IntegrityError, match="early"):
+                sink.copy_from_fd(fd, len(data) - 3, 10)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "dst").read_bytes() == b"head" + data[5:] + data[-3:]

@@ -340,5 +340,6 @@ def test_catalog_unnamed_and_digest_only_images() -> None:
     assert named.digest in repo.manifests
     assert catalog.images[0].name("h:1") == f"h:1/x/y@{named.digest}"
     assert catalog.warnings == [
-        "a.tar: 1 image has no repository name in the archive and cannot be served"
+        "a.tar: 1 image has no repository name in the archive and cannot be served "
+        "(a bare tag such as 'latest' names no repository)"
     ]

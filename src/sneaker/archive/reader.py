@@ -212,6 +212,10 @@ class _Store:
     def path(self, name: str) -> Path | None:
         return None
 
+    def extent(self, name: str) -> tuple[Path, int, int] | None:
+        """(file, offset, size) of member ``name`` when one local file holds it in one piece."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -242,11 +246,25 @@ class _Store:
 
 
 class _TarStore(_Store):
-    def __init__(self, fileobj: BinaryIO, pread: PRead, label: str) -> None:
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        pread: PRead,
+        label: str,
+        locate: Callable[[int, int], tuple[Path, int] | None],
+    ) -> None:
         self.label = label
         self._fileobj = fileobj
         self._pread = pread
+        self._locate = locate
         self._members = self._index()
+
+    def extent(self, name: str) -> tuple[Path, int, int] | None:
+        member = self._resolve(name)
+        if member is None or member.kind != "file":
+            return None
+        place = self._locate(member.offset, member.size)
+        return (place[0], place[1], member.size) if place is not None else None
 
     def _index(self) -> dict[str, _Member]:
         label = self.label
@@ -347,6 +365,10 @@ class _DirStore(_Store):
             raise ArchiveError(f"{self.label}: {name} is missing")
         return path.open("rb")
 
+    def extent(self, name: str) -> tuple[Path, int, int] | None:
+        path = self.path(name)
+        return (path, 0, path.stat().st_size) if path is not None else None
+
 
 # -- the source ----------------------------------------------------------------
 
@@ -416,6 +438,24 @@ class ArchiveSource:
             return None
         return path
 
+    def blob_extent(self, desc: Descriptor) -> tuple[Path, int] | None:
+        """Where the blob lies in one piece of one local file: ``(file, offset)``.
+
+        The blob's own file in a layout directory (offset 0), the tar itself for
+        a member of a tar, the part for a member of a split archive that one
+        part holds whole; None otherwise (a blob straddling two parts, a
+        synthesised manifest) or when the size differs from ``desc.size``. For
+        ``sendfile`` straight out of an archive (``serve``). The content is
+        not checked here.
+        """
+        if desc.digest in self._memory:
+            return None
+        name = self._member_of(desc.digest)
+        extent = self._store.extent(name) if name is not None else None
+        if extent is None or extent[2] != desc.size:
+            return None
+        return extent[0], extent[1]
+
     def close(self) -> None:
         self._store.close()
 
@@ -453,7 +493,13 @@ def open_archive(path: Path) -> ArchiveSource:
             try:
                 _refuse_compressed(fh.read(8), path)
                 fh.seek(0)
-                store = _TarStore(fh, _fd_pread(fh.fileno()), f"archive {path}")
+                whole = path.resolve()
+                store = _TarStore(
+                    fh,
+                    _fd_pread(fh.fileno()),
+                    f"archive {path}",
+                    lambda offset, size: (whole, offset),
+                )
             except BaseException:
                 fh.close()
                 raise
@@ -463,7 +509,9 @@ def open_archive(path: Path) -> ArchiveSource:
                 head = bytearray(8)
                 reader.preadinto(memoryview(head), 0)
                 _refuse_compressed(bytes(head), path)
-                store = _TarStore(cast(BinaryIO, reader), reader.preadinto, f"split archive {path}")
+                store = _TarStore(
+                    cast(BinaryIO, reader), reader.preadinto, f"split archive {path}", reader.locate
+                )
             except BaseException:
                 reader.close()
                 raise

@@ -341,6 +341,17 @@ class SplitReader(io.RawIOBase):
                     self._fds[number] = fd
         return fd
 
+    def locate(self, offset: int, size: int) -> tuple[Path, int] | None:
+        """The part and the offset in it holding ``size`` bytes from ``offset``, when one
+        part holds them all (None when they straddle two parts)."""
+        if size <= 0 or offset + size > self.size:
+            return None
+        number = self._part_at(offset)
+        inner = offset - self._starts[number]
+        if inner + size > self._sizes[number]:
+            return None
+        return self._paths[number], inner
+
     def _part_at(self, offset: int) -> int:
         lo, hi = 0, len(self._starts) - 1
         while lo < hi:

@@ -240,11 +240,11 @@ def pull(
 
         progress.message(f"writing {output_path}")
         if kind == "docker-archive":
-            parts = write_docker_archive(records, cache, output_path, split=split)
+            write_docker_archive(records, cache, output_path, split=split)
         else:
-            parts = write_oci_layout(
-                records, cache, output_path, as_tar=kind == "oci-archive", split=split
-            )
-        if split is not None and parts:
-            result.parts = list(parts)
+            write_oci_layout(records, cache, output_path, as_tar=kind == "oci-archive", split=split)
+        if split is not None:
+            from ..archive.split import split_parts
+
+            result.parts = split_parts(output_path) or []
         return result

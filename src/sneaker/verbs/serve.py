@@ -349,7 +349,6 @@ class _Repository:
     tags: dict[str, Manifest | Index] = field(default_factory=dict)
     manifests: dict[Digest, Manifest | Index] = field(default_factory=dict)
     blobs: dict[Digest, Descriptor] = field(default_factory=dict)
-    children: dict[Digest, Manifest | Index] = field(default_factory=dict)
 
 
 @dataclass
@@ -407,7 +406,8 @@ def catalog_of(archives: Sequence[tuple[str, ArchiveLike]]) -> Catalog:
         if unnamed:
             noun = "image has" if unnamed == 1 else "images have"
             catalog.warnings.append(
-                f"{label}: {unnamed} {noun} no repository name in the archive and cannot be served"
+                f"{label}: {unnamed} {noun} no repository name in the archive and cannot be "
+                "served (a bare tag such as 'latest' names no repository)"
             )
     for name in sorted(refs):
         for ref in refs[name]:
