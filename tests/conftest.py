@@ -20,11 +20,13 @@ Fixtures:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:
@@ -46,6 +48,14 @@ from tests.fixtures.registry import (  # noqa: E402
     start_token_registry,
 )
 from tests.fixtures.seeding import Seeded, seed_all, set_default_daemon  # noqa: E402
+from tests.helpers import in_ci  # noqa: E402
+
+# Property-based tests (tests/unit/test_fuzz_*.py): the same examples on every CI run.
+# HYPOTHESIS_PROFILE picks another; docs/security.md says how to fuzz for longer.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "default")
+)
 
 _INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 

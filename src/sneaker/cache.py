@@ -4,7 +4,8 @@ Layout under the root::
 
     blobs/sha256/<hex>          complete, verified blobs (never written in place)
     partial/sha256/<hex>        an interrupted download, resumed on the next run
-    partial/sha256/<hex>.json   what the server said about it (validator for If-Range)
+    partial/sha256/<hex>.json   what the server said about it (validator for If-Range),
+                                written once a download has more than a chunk on disk
     locks/sha256/<hex>.lock     one lock per digest, so two sneaker processes never
                                 download the same blob into the same partial file
 
@@ -58,6 +59,12 @@ class BlobCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made: set[Path] = set()  # directories known to exist (saves a syscall per blob)
+
+    def _ensure_dir(self, directory: Path) -> None:
+        if directory not in self._made:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._made.add(directory)
 
     @classmethod
     @contextmanager
@@ -86,7 +93,7 @@ class BlobCache:
 
     def _lock_path(self, digest: Digest) -> Path:
         lock_path = self.root / "locks" / digest.algorithm / f"{digest.hex}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(lock_path.parent)
         return lock_path
 
     @contextmanager
@@ -141,10 +148,20 @@ class BlobCache:
             pass
         return PartialState(path, size, validator if isinstance(validator, str) else None)
 
+    def open_partial(self, digest: Digest, *, resume: bool) -> BinaryIO:
+        """The partial file for writing: kept (``resume``, positioned at 0) or emptied."""
+        path = self.partial_path(digest)
+        self._ensure_dir(path.parent)
+        return path.open("r+b" if resume else "wb")
+
     def save_validator(self, digest: Digest, validator: str | None) -> None:
+        """Remember the server's validator (``If-Range`` on resume) of a partial download."""
         meta = self.partial_path(digest).with_suffix(".json")
-        meta.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(meta.parent)
         meta.write_text(json.dumps({"validator": validator}))
+
+    def forget_validator(self, digest: Digest) -> None:
+        self.partial_path(digest).with_suffix(".json").unlink(missing_ok=True)
 
     def discard_partial(self, digest: Digest) -> None:
         path = self.partial_path(digest)
@@ -154,9 +171,9 @@ class BlobCache:
     def commit_partial(self, digest: Digest) -> Path:
         """Move a verified partial download to its final name (atomic rename)."""
         final = self.path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(final.parent)
         os.replace(self.partial_path(digest), final)
-        self.partial_path(digest).with_suffix(".json").unlink(missing_ok=True)
+        self.forget_validator(digest)
         return final
 
     # -- BlobSource ----------------------------------------------------------------------

@@ -82,7 +82,8 @@ def _hash_existing(handle: BinaryIO, writer: DigestingWriter, size: int) -> None
 
 
 def _backoff(attempt: int) -> float:
-    return float(min(8.0, 0.25 * (2**attempt)) * (0.5 + random.random()))
+    """Seconds before body attempt ``attempt`` (1-based, failures in a row): 0.2, 0.4, 0.8..."""
+    return float(min(5.0, 0.1 * (2**attempt)) * (0.5 + random.random()))
 
 
 def _trusted_resume(response: BlobResponse, offset: int, size: int) -> bool:
@@ -174,7 +175,6 @@ def fetch_one(
                     restarted = True
                     continue
                 raise
-            path = cache.partial_path(desc.digest)
             try:
                 with response:
                     resume = _trusted_resume(response, offset, desc.size)
@@ -191,21 +191,28 @@ def fetch_one(
                             )
                         restarted = True
                         continue
-                    cache.save_validator(desc.digest, response.validator)
-                    with path.open("r+b" if resume else "wb") as handle:
+                    # the validator only matters to resume a large blob: small ones never
+                    # pay for the extra file; a stale one merely makes the next resume restart
+                    saved = state.validator if state is not None else None
+                    if not resume and saved is not None:
+                        cache.forget_validator(desc.digest)
+                        saved = None
+                    pending = response.validator if response.validator != saved else None
+                    with cache.open_partial(desc.digest, resume=resume) as handle:
                         writer = DigestingWriter(handle, desc.digest, desc.size, what=f"blob {key}")
                         if resume:
                             _hash_existing(handle, writer, offset)
                             handle.seek(offset)
                             handle.truncate()
-                            reused = True
-                        else:
-                            reused = False
+                        reused = resume
                         progress.reset(key, writer.written)
                         for chunk in response.iter_chunks(CHUNK):
                             _check_cancel(cancel)
                             writer.write(chunk)
                             progress.advance(key, len(chunk))
+                            if pending is not None and CHUNK <= writer.written < desc.size:
+                                cache.save_validator(desc.digest, pending)
+                                pending = None
                         handle.flush()
                         writer.check()
             except NetworkError:
@@ -218,7 +225,10 @@ def fetch_one(
                 furthest = max(furthest, now)
                 if stalls >= STALL_ATTEMPTS or attempts >= MAX_ATTEMPTS:
                     raise
-                sleep(_backoff(stalls))
+                if cancel is not None and sleep is time.sleep:
+                    cancel.wait(_backoff(stalls))
+                else:
+                    sleep(_backoff(stalls))
                 continue
             except IntegrityError:
                 cache.discard_partial(desc.digest)

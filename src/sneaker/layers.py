@@ -53,6 +53,8 @@ from .errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_TAR_HEADER_BYTES",
+    "BoundedTarInfo",
     "LayerApplier",
     "LayerLimits",
     "LayerStats",
@@ -74,6 +76,38 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _BZIP2_MAGIC = b"BZh"
 
 _GiB = 1024 * 1024 * 1024
+
+#: the most a PAX extended header or a GNU long name/link record may hold (Go's tar reader
+#: has the same limit): tarfile reads such a record whole into memory.
+MAX_TAR_HEADER_BYTES = 1024 * 1024
+_EXTENDED_HEADERS = frozenset(
+    {
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    }
+)
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A :class:`tarfile.TarInfo` refusing extended headers over :data:`MAX_TAR_HEADER_BYTES`.
+
+    Pass it as ``tarfile.open(..., tarinfo=BoundedTarInfo)``: a hostile tar whose PAX
+    header or GNU long name claims gigabytes then raises :class:`tarfile.ReadError`
+    instead of making tarfile allocate them.
+    """
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_HEADERS and self.size > MAX_TAR_HEADER_BYTES:
+            raise tarfile.ReadError(
+                f"extended header of {self.size} bytes, over the "
+                f"{MAX_TAR_HEADER_BYTES >> 20} MiB limit"
+            )
+        # tarfile's own dispatch, unchanged (typeshed does not list it)
+        member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        return member
 
 
 @dataclass(frozen=True)
@@ -394,7 +428,9 @@ class LayerApplier:
         stats = LayerStats()
         try:
             fileobj = cast(IO[bytes], tar_stream)
-            tar = tarfile.open(fileobj=fileobj, mode="r|")  # noqa: SIM115 - closed below
+            tar = tarfile.open(  # noqa: SIM115 - closed below
+                fileobj=fileobj, mode="r|", tarinfo=BoundedTarInfo
+            )
         except tarfile.TarError as exc:
             raise ArchiveError(f"{what}: not a tar stream ({exc})") from None
         with tar:

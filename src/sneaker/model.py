@@ -60,6 +60,12 @@ class Descriptor:
         if not isinstance(annotations, dict):
             raise ManifestInvalid(f"{where}: annotations must be an object")
         urls = data.get("urls") or []
+        if not isinstance(urls, list):
+            raise ManifestInvalid(f"{where}: urls must be a list")
+        features = platform.get("os.features") if isinstance(platform, dict) else None
+        if features is not None and not isinstance(features, list):
+            raise ManifestInvalid(f"{where}: platform os.features must be a list")
+        artifact_type = data.get("artifactType")
         return cls(
             media_type=str(data.get("mediaType", "")),
             digest=digest,
@@ -67,7 +73,7 @@ class Descriptor:
             platform=Platform.from_json(platform) if isinstance(platform, dict) else None,
             annotations={str(k): str(v) for k, v in annotations.items()},
             urls=tuple(str(u) for u in urls),
-            artifact_type=data.get("artifactType"),
+            artifact_type=str(artifact_type) if artifact_type is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -166,7 +172,7 @@ def parse_manifest(
             raise IntegrityError(f"digest mismatch for {where}: expected {expected}, got {actual}")
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestInvalid(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid(f"{where}: expected a JSON object")

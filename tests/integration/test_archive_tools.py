@@ -16,12 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures.containerd import Containerd
-from tests.fixtures.docker import DockerDaemon, start_docker
-from tests.fixtures.images import BuiltImages
-from tests.fixtures.multiarch import MultiArch
-from tests.fixtures.podman import Podman
-from tests.fixtures.tools import skopeo, umoci
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.archive.reader import DOCKER_LAYER_TAR
@@ -29,6 +23,12 @@ from sneaker.errors import UsageError
 from sneaker.imageset import ImageRecord
 from sneaker.model import Index, Manifest
 from sneaker.reference import parse_reference
+from tests.fixtures.containerd import Containerd
+from tests.fixtures.docker import DockerDaemon, start_docker
+from tests.fixtures.images import BuiltImages
+from tests.fixtures.multiarch import MultiArch
+from tests.fixtures.podman import Podman
+from tests.fixtures.tools import skopeo, umoci
 
 pytestmark = pytest.mark.integration
 

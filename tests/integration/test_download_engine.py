@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures import faults_extra
 from tests.fixtures.faults_extra import ShapingProxy
 from tests.fixtures.random_images import BlobInfo, RandomLayout, make_random_layout
@@ -154,6 +155,30 @@ def test_cut_mid_stream_resumes_with_range(
     second = _blob_gets(proxy, big.digest)[-1]
     assert (second.status, second.start, second.received) == (206, cut_at, big.size - cut_at)
     _assert_cache_sound(tmp_path / "cache")
+
+
+def test_body_cut_again_and_again_gives_up_with_the_last_error(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    proxy.add_fault(
+        "cut", path_contains=f"/blobs/{big.digest}", method="GET", after_bytes=0, times=100
+    )
+    out = tmp_path / "out.tar"
+    start = time.monotonic()
+    result = _pull(env, medium.ref(proxy.host), out, tmp_path / "cache", check=False)
+    assert time.monotonic() - start < 30
+    assert result.returncode == 6, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(
+        f"error: connection cut while reading blob {big.digest} from "
+        f"{proxy.host}/{REPO} after 0 bytes"
+    ), last
+    # bounded: five attempts in a row that brought no byte, then the last error
+    gets = [r for r in proxy.seen(path_contains=f"/blobs/{big.digest}") if r.method == "GET"]
+    assert len(gets) == 5
+    assert not out.exists()
 
 
 def test_429_with_retry_after_waits_then_succeeds(
@@ -376,6 +401,83 @@ def test_killed_pull_resumes_fetching_only_what_is_missing(
     _assert_cache_sound(cache)
 
 
+def test_partial_files_are_checked_before_they_are_trusted(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A partial file already whole (killed before its rename) is verified and kept;
+    one holding wrong bytes is resumed, fails its digest, and is fetched again whole."""
+    proxy = shaping_proxy(medium.registry.url)
+    cache = tmp_path / "cache"
+    partial = cache / "partial" / "sha256"
+    partial.mkdir(parents=True)
+    whole, damaged = sorted(medium.layout.layers, key=lambda b: -b.size)[:2]
+    (partial / whole.hex).write_bytes(medium.layout.blob_path(whole).read_bytes())
+    (partial / damaged.hex).write_bytes(b"\0" * 1000)
+    result = _pull(env, medium.ref(proxy.host), tmp_path / "out.tar", cache)
+    summary = _summary(result)
+    assert (summary["resumed"], summary["downloaded"]) == (1, len(medium.layout.blobs) - 1)
+    assert _blob_gets(proxy, whole.digest) == []
+    gets = _blob_gets(proxy, damaged.digest)
+    assert [(g.range, g.status, g.received) for g in gets] == [
+        ("bytes=1000-", 206, damaged.size - 1000),
+        (None, 200, damaged.size),
+    ]
+    assert _partials(cache) == {}
+    _assert_cache_sound(cache)
+
+
+def test_ctrl_c_while_another_process_holds_a_blob_ends_at_once(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    big = medium.largest
+    proxy.shape("throttle", path_contains=f"/blobs/{big.digest}", rate=500_000)
+    cache = tmp_path / "cache"
+    ref = medium.ref(proxy.host)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with first_log.open("wb") as first_out, second_log.open("wb") as second_out:
+        first = subprocess.Popen(
+            _argv("pull", "-q", "--cache-dir", cache, "-o", tmp_path / "a.tar", ref),
+            env=env, stdin=subprocess.DEVNULL, stdout=first_out, stderr=first_out,
+        )  # fmt: skip
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            wait_until(
+                lambda: big.digest in _partials(cache) or first.poll() is not None,
+                timeout=60,
+                what="the first pull to start on the largest layer",
+            )
+            assert first.poll() is None, first_log.read_text()
+            second = subprocess.Popen(
+                _argv("pull", "--cache-dir", cache, "-o", tmp_path / "b.tar", ref),
+                env=env, stdin=subprocess.DEVNULL, stdout=second_out, stderr=second_out,
+            )  # fmt: skip
+            wait_until(
+                lambda: (
+                    "waiting for another sneaker process" in second_log.read_text()
+                    or second.poll() is not None
+                ),  # type: ignore[union-attr]
+                timeout=60,
+                what="the second pull to wait for the first",
+            )
+            assert first.poll() is None, "the first pull ended too soon for this test"
+            second.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            second.wait(timeout=30)
+            assert time.monotonic() - start < 3.0, "Ctrl-C waited for the other process"
+            assert second.returncode == 130, second_log.read_text()
+            assert first.poll() is None
+            assert first.wait(timeout=120) == 0, first_log.read_text()
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    assert "error: interrupted" in second_log.read_text()
+    assert len(_blob_gets(proxy, big.digest)) == 1
+    _assert_cache_sound(cache)
+
+
 def test_two_pulls_share_one_cache_and_fetch_each_blob_once(
     medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -475,4 +577,5 @@ def test_peak_memory_of_a_large_layer_pull_stays_flat(
     assert proc.returncode == 0, log.read_text()
     assert out.stat().st_size > size
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    print(f"peak RSS of the pull: {peak_mb:.1f} MB for a {size / 1e6:.0f} MB layer")
     assert peak_mb < 100, f"peak RSS {peak_mb:.0f} MB pulling a {size / 1e6:.0f} MB layer"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.fixtures.containerd import Containerd
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
-from tests.fixtures.seeding import Seeded
 
 from sneaker.cli.main import cli
 from sneaker.errors import AuthError, NetworkError
 from sneaker.registry.options import RegistryOptions
 from sneaker.settings import RegistrySettings, load_settings
 from sneaker.verbs.pull import pull
+from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
+from tests.fixtures.seeding import Seeded
 
 OTHER_ENTRIES: dict[str, Any] = {
     "auths": {"other.example:5000": {"auth": base64.b64encode(b"someone:else").decode()}},

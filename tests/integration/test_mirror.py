@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fixtures.registry import RegistryInfo
-from tests.fixtures.seeding import Seeded
-from tests.fixtures.tools import skopeo
-from tests.helpers import free_port
 
 from sneaker.errors import ConfigError, RegistryBlocked
 from sneaker.registry.options import RegistryOptions
 from sneaker.settings import load_settings
 from sneaker.settings.mirrors import MirroringClient, make_client_factory
 from sneaker.verbs.pull import pull
+from tests.fixtures.registry import RegistryInfo
+from tests.fixtures.seeding import Seeded
+from tests.fixtures.tools import skopeo
+from tests.helpers import free_port
 
 MakeRegistry = Callable[..., RegistryInfo]
 

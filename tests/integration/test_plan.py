@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sneaker.archive import open_archive
 from tests.fixtures import faults
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
@@ -28,8 +30,6 @@ from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
 from tests.fixtures.seeding import Seeded
 from tests.fixtures.tools import skopeo
 from tests.helpers import need, run
-
-from sneaker.archive import open_archive
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures.containerd import Containerd
 from tests.fixtures.multiarch import MultiArch
 from tests.fixtures.podman import Podman

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from sneaker.errors import UsageError
+from sneaker.registry.options import RegistryOptions
+from sneaker.verbs.push import push
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
 from tests.fixtures.multiarch import MultiArch
@@ -23,10 +27,6 @@ from tests.fixtures.registry import RegistryInfo
 from tests.fixtures.seeding import inspect_args, seed, src_args
 from tests.fixtures.tools import skopeo
 from tests.helpers import run
-
-from sneaker.errors import UsageError
-from sneaker.registry.options import RegistryOptions
-from sneaker.verbs.push import push
 
 pytestmark = pytest.mark.integration
 

@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from sneaker.errors import AuthError
+from sneaker.registry.options import RegistryOptions
+from sneaker.verbs.push import push
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
 from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
 from tests.fixtures.seeding import inspect_args
 from tests.fixtures.tools import skopeo
 from tests.helpers import run
-
-from sneaker.errors import AuthError
-from sneaker.registry.options import RegistryOptions
-from sneaker.verbs.push import push
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
-from tests.fixtures.seeding import dest_args, inspect_args
-from tests.fixtures.tools import skopeo
 
 from sneaker import mediatypes as mt
 from sneaker.digest import Digest
@@ -29,6 +26,9 @@ from sneaker.errors import AuthError, IntegrityError, NotFound, TLSError
 from sneaker.model import Descriptor, Manifest, parse_manifest
 from sneaker.registry import RegistryClient, RegistryOptions
 from sneaker.registry import tls as tls_module
+from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
+from tests.fixtures.seeding import dest_args, inspect_args
+from tests.fixtures.tools import skopeo
 
 pytestmark = pytest.mark.integration
 

@@ -12,16 +12,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures import faults
-from tests.fixtures.faults import FaultProxy
-from tests.fixtures.registry import RegistryInfo
-from tests.helpers import free_port
 
 from sneaker import mediatypes as mt
 from sneaker.digest import Digest
 from sneaker.errors import NetworkError, RateLimited, RegistryError
 from sneaker.model import Descriptor
 from sneaker.registry import RegistryClient, RegistryOptions
+from tests.fixtures import faults
+from tests.fixtures.faults import FaultProxy
+from tests.fixtures.registry import RegistryInfo
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 

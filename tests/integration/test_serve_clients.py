@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 import urllib3
+
+from sneaker.verbs.serve import RegistryServer, serve
 from tests.fixtures.containerd import Containerd
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
@@ -35,8 +37,6 @@ from tests.fixtures.multiarch import MultiArch
 from tests.fixtures.podman import Podman
 from tests.fixtures.tools import skopeo
 from tests.helpers import REPO_ROOT, free_port, need, read_tail, run, wait_http
-
-from sneaker.verbs.serve import RegistryServer, serve
 
 pytestmark = pytest.mark.integration
 

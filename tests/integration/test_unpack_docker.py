@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.fixtures.docker import DockerDaemon
-from tests.fixtures.images import BuiltImages
 
 from sneaker.archive import open_archive
 from sneaker.platform import host_platform
 from sneaker.verbs.unpack import unpack
+from tests.fixtures.docker import DockerDaemon
+from tests.fixtures.images import BuiltImages
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tests.fixtures.docker import DockerDaemon
-from tests.fixtures.images import BuiltImages
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.errors import VerificationFailed
 from sneaker.verbs.unpack import unpack
 from sneaker.verbs.verify import verify, verify_archive, verify_or_raise
+from tests.fixtures.docker import DockerDaemon
+from tests.fixtures.images import BuiltImages
 
 pytestmark = pytest.mark.integration
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures.registry import MakeRegistry
 from tests.fixtures.seeding import Seeded
 from tests.fixtures.tools import skopeo

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.unit.test_archive_common import Blobs, dumps, make_record
 
 from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_oci_layout
@@ -26,6 +25,7 @@ from sneaker.errors import (
     UnsupportedError,
 )
 from sneaker.model import Descriptor, Index, Manifest, parse_manifest
+from tests.unit.test_archive_common import Blobs, dumps, make_record
 
 Member = tuple[str, bytes] | tarfile.TarInfo
 

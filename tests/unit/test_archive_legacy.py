@@ -10,6 +10,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
+from sneaker import mediatypes as mt
+from sneaker.archive import DOCKER_LAYER_TAR, open_archive, write_docker_archive
+from sneaker.digest import Digest
+from sneaker.errors import ArchiveError
+from sneaker.model import Manifest
 from tests.unit.test_archive_common import (
     Blobs,
     dumps,
@@ -18,12 +24,6 @@ from tests.unit.test_archive_common import (
     tar_json,
     tar_members,
 )
-
-from sneaker import mediatypes as mt
-from sneaker.archive import DOCKER_LAYER_TAR, open_archive, write_docker_archive
-from sneaker.digest import Digest
-from sneaker.errors import ArchiveError
-from sneaker.model import Manifest
 
 
 def config_for(layers: list[bytes]) -> bytes:

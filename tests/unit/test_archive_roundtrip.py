@@ -7,19 +7,12 @@ import json
 import os
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from tests.unit.test_archive_common import (
-    Blobs,
-    make_index,
-    make_manifest,
-    make_record,
-    tar_json,
-    tar_members,
-)
 
 from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
@@ -30,6 +23,14 @@ from sneaker.errors import IntegrityError, UsageError
 from sneaker.imageset import ImageRecord
 from sneaker.model import Descriptor, Index, Manifest
 from sneaker.reference import parse_reference
+from tests.unit.test_archive_common import (
+    Blobs,
+    make_index,
+    make_manifest,
+    make_record,
+    tar_json,
+    tar_members,
+)
 
 IMAGE_NAME = "io.containerd.image.name"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -534,3 +535,25 @@ def test_blob_extent_in_split_parts(tmp_path: Path) -> None:
                     assert read_extent(place, desc.size) == fh.read()
     assert whole
     assert straddling
+
+
+@pytest.mark.parametrize("split", [None, 1000])
+def test_concurrent_reads(tmp_path: Path, split: int | None) -> None:
+    blobs = Blobs()
+    records = [
+        make_record(blobs, f"img:{i}", [{"f": os.urandom(5000 + i)}, {"g": bytes([i]) * 3000}])
+        for i in range(6)
+    ]
+    write_docker_archive(records, blobs, tmp_path / "a.tar", split=split)
+    descs = [d for r in records for d in r.blobs()] * 8
+    with open_archive(tmp_path / "a.tar") as archive:
+
+        def read(desc: Descriptor) -> bool:
+            with archive.open_blob(desc) as fh:
+                out = bytearray()
+                while chunk := fh.read(777):
+                    out += chunk
+            return bytes(out) == blobs.data[desc.digest]
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(read, descs))

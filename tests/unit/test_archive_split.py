@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-from tests.unit.test_archive_common import Blobs, make_record
 
 from sneaker.archive import (
     open_archive,
@@ -21,6 +20,7 @@ from sneaker.archive import split as split_module
 from sneaker.archive.split import SplitWriter, part_path, split_parts
 from sneaker.archive.tar import atomic_file
 from sneaker.errors import ArchiveError, IntegrityError, UsageError
+from tests.unit.test_archive_common import Blobs, make_record
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha
 
 from sneaker.archive import open_archive
 from sneaker.errors import (
@@ -21,6 +20,7 @@ from sneaker.errors import (
 )
 from sneaker.platform import Platform, host_platform
 from sneaker.verbs.unpack import unpack
+from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha
 
 OTHER_ARCH = "s390x" if host_platform().architecture != "s390x" else "ppc64le"
 

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.helpers import need
 
 from sneaker import mediatypes as mt
 from sneaker.digest import Digest
@@ -25,6 +24,7 @@ from sneaker.verbs.plan import (
     manifest_relpath,
     plan_document,
 )
+from tests.helpers import need
 
 CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 LAYER = b"layer-bytes" * 100

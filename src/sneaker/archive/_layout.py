@@ -11,7 +11,7 @@ known only by digest gets ``io.containerd.image.name`` = ``name@sha256:...``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from .. import mediatypes as mt
@@ -84,16 +84,20 @@ def index_document(entries: list[dict[str, Any]], extra: dict[str, Any] | None =
     return dump_json(doc)
 
 
-def layout_blobs(records: Sequence[ImageRecord]) -> dict[Digest, bytes | Descriptor]:
+def layout_blobs(
+    records: Sequence[ImageRecord], omit: Container[Digest] = ()
+) -> dict[Digest, bytes | Descriptor]:
     """Every blob the records need, once each: manifests and indexes as raw bytes,
-    configs and layers as descriptors to copy from a :class:`BlobSource`."""
+    configs and layers as descriptors to copy from a :class:`BlobSource`, bar
+    the configs and layers in ``omit`` (those a delta leaves out)."""
     out: dict[Digest, bytes | Descriptor] = {}
     for record in records:
         out[record.root.digest] = record.root.raw
         for digest, child in record.children.items():
             out[digest] = child.raw
         for desc in record.blobs():
-            out.setdefault(desc.digest, desc)
+            if desc.digest not in omit:
+                out.setdefault(desc.digest, desc)
     return out
 
 
@@ -102,12 +106,14 @@ def write_layout_tar(
     records: Sequence[ImageRecord],
     blobs: BlobSource,
     extra: dict[str, bytes],
+    omit: Container[Digest] = (),
 ) -> None:
-    """Blobs (sorted by digest), then ``index.json``, ``oci-layout`` and ``extra``, by name."""
+    """Blobs (sorted by digest, bar ``omit``), then ``index.json``, ``oci-layout`` and
+    ``extra``, by name."""
     if not records:
         raise UsageError("no images to write")
     index = index_document(index_entries(records))
-    items = layout_blobs(records)
+    items = layout_blobs(records, omit)
     tar.add_dir("blobs")
     for algorithm in sorted({d.algorithm for d in items}):
         tar.add_dir(f"blobs/{algorithm}")

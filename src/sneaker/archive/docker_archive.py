@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..digest import Digest
 from ..errors import UsageError
@@ -31,6 +31,9 @@ from ..model import Manifest
 from ..reference import Reference
 from ._layout import write_layout_tar
 from .tar import TarWriter, blob_member, dump_json, output_sink
+
+if TYPE_CHECKING:
+    from ..delta import DeltaMarker
 
 __all__ = ["docker_metadata", "write_docker_archive"]
 
@@ -80,14 +83,20 @@ def write_docker_archive(
     out: Path,
     *,
     split: int | None = None,
+    delta: DeltaMarker | None = None,
 ) -> list[Path]:
     """Write ``records`` as a docker-loadable archive at ``out`` (or its parts, with ``split``).
 
     Returns the files written: ``[out]``, or the parts then ``out.sha256``.
     Raises :class:`UsageError` when a record's root is an index, or when one
-    name is given to two images; :class:`IntegrityError` when a blob does not
-    match its descriptor. ``out`` appears only once complete.
+    name is given to two images, or for any ``delta`` (``docker load`` needs
+    every layer: a delta is only ever an OCI layout); :class:`IntegrityError`
+    when a blob does not match its descriptor. ``out`` appears only once complete.
     """
+    if delta is not None:
+        from ..delta import docker_format_refusal
+
+        raise docker_format_refusal()
     if not records:
         raise UsageError("no images to write")
     manifest_json, repositories = docker_metadata(records)

@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError, UnsupportedError, UsageError
 from ..imageset import BlobSource, ImageRecord
@@ -42,6 +42,9 @@ from ._layout import (
     write_layout_tar,
 )
 from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink
+
+if TYPE_CHECKING:
+    from ..delta import DeltaMarker
 
 try:
     import fcntl
@@ -58,26 +61,40 @@ def write_oci_layout(
     *,
     as_tar: bool,
     split: int | None = None,
+    delta: DeltaMarker | None = None,
 ) -> list[Path]:
     """Write ``records`` as an OCI image layout: a tar at ``out`` (``as_tar``), else a directory.
 
     ``split`` cuts a tar into parts (see :mod:`sneaker.archive.split`); it
-    does not apply to a directory. Returns the files written: ``[out]`` (the
-    tar or the directory), or the parts then ``out.sha256``.
+    does not apply to a directory. ``delta`` makes a delta archive (see
+    :mod:`sneaker.delta`): the layers it lists are left out and its marker is
+    written; a delta directory must not hold images yet. Returns the files written:
+    ``[out]`` (the tar or the directory), or the parts then ``out.sha256``.
     """
     if not records:
         raise UsageError("no images to write")
+    omit: frozenset[Any] = frozenset(delta.omitted) if delta is not None else frozenset()
+    extra: dict[str, bytes] = {}
+    if delta is not None:
+        from ..delta import DELTA_MARKER
+
+        extra[DELTA_MARKER] = delta.to_bytes()
     if as_tar:
         written: list[Path] = []
         with output_sink(out, split, written) as sink:
-            write_layout_tar(TarWriter(sink), records, blobs, {})
+            write_layout_tar(TarWriter(sink), records, blobs, extra, omit)
         return written
     if split is not None:
         raise UsageError(
             "--split applies to archive files, not to a layout directory",
             hint="write a tar (-o NAME.tar) to split it",
         )
-    _write_directory(records, blobs, out)
+    if delta is not None and (out / "index.json").exists():
+        raise UsageError(
+            f"{out} already holds images: a delta layout goes into a new or empty directory",
+            hint="choose another output, or write the delta as a tar (-o NAME.tar)",
+        )
+    _write_directory(records, blobs, out, omit, extra)
     return [out]
 
 
@@ -148,7 +165,13 @@ def _read_index(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _write_directory(records: Sequence[ImageRecord], blobs: BlobSource, out: Path) -> None:
+def _write_directory(
+    records: Sequence[ImageRecord],
+    blobs: BlobSource,
+    out: Path,
+    omit: frozenset[Any] = frozenset(),
+    extra: dict[str, bytes] | None = None,
+) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
     marker = out / "oci-layout"
@@ -164,7 +187,7 @@ def _write_directory(records: Sequence[ImageRecord], blobs: BlobSource, out: Pat
     else:
         with atomic_file(marker) as sink:
             sink.write(OCI_LAYOUT_BYTES)
-    items = layout_blobs(records)
+    items = layout_blobs(records, omit)
     for digest in sorted(items):
         target = out / blob_member(digest)
         item = items[digest]
@@ -180,6 +203,9 @@ def _write_directory(records: Sequence[ImageRecord], blobs: BlobSource, out: Pat
                 sink.write(item)
             else:
                 copy_blob(blobs, item, sink)
+    for name, data in sorted((extra or {}).items()):
+        with atomic_file(out / name) as sink:
+            sink.write(data)
     with _locked(marker):
         index_path = out / "index.json"
         existing = _read_index(index_path)

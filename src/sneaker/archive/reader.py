@@ -43,7 +43,14 @@ malformed JSON.
 An index may lack some of its child manifests (``docker save`` of one
 platform of a multi-platform image does that): absent children are left out
 of :attr:`ImageRecord.children`. Every manifest that is present must have its
-config and layers (bar non-distributable layers that carry ``urls``).
+config and layers (bar non-distributable layers that carry ``urls``, and
+the layers a delta's marker lists).
+
+A *delta* (see :mod:`sneaker.delta`: an OCI layout with a
+``sneaker-delta.json`` marker, leaving out layers the other side has) opens
+only with ``allow_delta=True`` (``push``, ``inventory``); its marker is then
+:attr:`ArchiveSource.delta`. Without ``allow_delta`` it is refused with
+:func:`sneaker.delta.delta_refusal`.
 """
 
 from __future__ import annotations
@@ -55,12 +62,13 @@ import os
 import posixpath
 import re
 import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, cast
 
 from .. import mediatypes as mt
+from ..delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker
 from ..digest import Digest
 from ..errors import (
     ArchiveError,
@@ -73,6 +81,7 @@ from ..errors import (
     UnsupportedError,
 )
 from ..imageset import ImageRecord
+from ..layers import BoundedTarInfo
 from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
 from ..reference import Reference, parse_reference
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
@@ -270,7 +279,9 @@ class _TarStore(_Store):
         label = self.label
         members: dict[str, _Member] = {}
         try:
-            tf = tarfile.open(fileobj=self._fileobj, mode="r:")  # noqa: SIM115
+            tf = tarfile.open(  # noqa: SIM115
+                fileobj=self._fileobj, mode="r:", tarinfo=BoundedTarInfo
+            )
         except tarfile.TarError as exc:
             raise ArchiveError(f"{label} is not a tar archive ({exc})") from None
         try:
@@ -380,7 +391,9 @@ class ArchiveSource:
     record has in the archive as written there: a full reference, or a bare
     OCI ref name such as ``latest`` (the record's ``reference`` is then None,
     since a tag alone names no repository), or None. ``format`` is one of
-    :data:`FORMATS`. Thread-safe for reading; close it (or use ``with``) when done.
+    :data:`FORMATS`; ``delta`` is the marker of a delta archive (opened with
+    ``allow_delta=True``), else None. Thread-safe for reading; close it (or use
+    ``with``) when done.
     """
 
     def __init__(self, path: Path, store: _Store, fmt: str) -> None:
@@ -388,6 +401,7 @@ class ArchiveSource:
         self.format = fmt
         self.records: list[ImageRecord] = []
         self.names: list[str | None] = []
+        self.delta: DeltaMarker | None = None
         self._store = store
         self._oci = fmt != "docker-legacy"
         self._members: dict[Digest, str] = {}
@@ -477,8 +491,12 @@ class ArchiveSource:
 # -- opening -------------------------------------------------------------------
 
 
-def open_archive(path: Path) -> ArchiveSource:
-    """Open an archive, a layout directory or a split archive for reading (see module doc)."""
+def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
+    """Open an archive, a layout directory or a split archive for reading (see module doc).
+
+    A delta archive (:mod:`sneaker.delta`) is opened only with ``allow_delta``;
+    otherwise it is refused with an error saying what to do with it.
+    """
     path = Path(path)
     store: _Store
     if path.is_dir():
@@ -520,14 +538,20 @@ def open_archive(path: Path) -> ArchiveSource:
         else:
             raise ArchiveError(
                 f"{path}: no such archive",
-                hint=f"a split archive is opened by its base name, with {part_path(path, 0).name} "
-                "next to it",
+                hint=f"check the path; a split archive is opened by its base name "
+                f"({path.name} for {part_path(path, 0).name}, {part_path(path, 1).name}, ...)",
             )
     try:
-        return _load(path, store)
+        source = _load(path, store)
     except BaseException:
         store.close()
         raise
+    if source.delta is not None and not allow_delta:
+        from ..delta import delta_refusal
+
+        source.close()
+        raise delta_refusal(path, source.delta)
+    return source
 
 
 def _refuse_compressed(head: bytes, path: Path) -> None:
@@ -659,11 +683,11 @@ def _names_from(annotations: Mapping[str, str]) -> tuple[Reference | None, str |
     return None, image or ref_name
 
 
-def _check_blobs(store: _Store, manifest: Manifest) -> None:
+def _check_blobs(store: _Store, manifest: Manifest, omitted: Container[Digest] = ()) -> None:
     for desc in manifest.blobs:
         size = store.size(blob_member(desc.digest))
         if size is None:
-            if desc.urls:
+            if desc.urls or desc.digest in omitted:
                 continue
             raise ArchiveError(
                 f"{store.label}: manifest {manifest.digest} needs blob {desc.digest}, "
@@ -674,6 +698,14 @@ def _check_blobs(store: _Store, manifest: Manifest) -> None:
                 f"{store.label}: blob {desc.digest} is {size} bytes, "
                 f"manifest {manifest.digest.short} declares {desc.size}"
             )
+
+
+def _delta_marker(store: _Store) -> DeltaMarker | None:
+    """The marker of a delta archive (layers it leaves out may be missing), else None."""
+    if store.size(DELTA_MARKER) is None:
+        return None
+    raw = store.read(DELTA_MARKER, MAX_MARKER_BYTES)
+    return DeltaMarker.from_bytes(raw, where=f"{store.label}: {DELTA_MARKER}")
 
 
 def _load_oci(source: ArchiveSource, store: _Store, has_manifest: bool) -> None:
@@ -688,6 +720,8 @@ def _load_oci(source: ArchiveSource, store: _Store, has_manifest: bool) -> None:
     index = _read_json(store, "index.json")
     if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
         raise ArchiveError(f"{label}: index.json is not an image index with a 'manifests' list")
+    source.delta = _delta_marker(store)
+    omitted = source.delta.omitted if source.delta is not None else {}
     try:
         entries = [
             Descriptor.from_json(e, where=f"index.json manifests[{i}]")
@@ -707,7 +741,7 @@ def _load_oci(source: ArchiveSource, store: _Store, has_manifest: bool) -> None:
         children = walk_children(root, lambda d: load(d, False))
         for node in (root, *children.values()):
             if isinstance(node, Manifest):
-                _check_blobs(store, node)
+                _check_blobs(store, node, omitted)
         reference, name = _names_from(desc.annotations)
         if reference is None and name is None and isinstance(root, Manifest):
             repo_tags = tags.get(root.config.digest, [])

@@ -37,6 +37,7 @@ __all__ = [
     "preadinto",
     "remove_split_set",
     "split_parts",
+    "temp_name",
 ]
 
 #: parts are numbered with three digits; more than this many parts is refused.
@@ -101,7 +102,8 @@ def _checksum_path(base: Path) -> Path:
     return base.with_name(f"{base.name}.sha256")
 
 
-def _temp_name(final: Path) -> Path:
+def temp_name(final: Path) -> Path:
+    """A hidden, unique temporary name in the same directory as ``final``."""
     return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
 
 
@@ -139,7 +141,7 @@ class SplitWriter:
                 f"--split {self.part_size} would make more than {MAX_PARTS} parts",
                 hint="choose a larger split size",
             )
-        temp = _temp_name(part_path(self.base, len(self._temps)))
+        temp = temp_name(part_path(self.base, len(self._temps)))
         fd = os.open(
             temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
         )
@@ -213,7 +215,7 @@ class SplitWriter:
                 lines.append(f"{digest}  {final.name}\n")
             lines.append(f"{self._whole.hexdigest()}  {self.base.name}\n")
             self._temps = []
-            temp = _temp_name(checksum)
+            temp = temp_name(checksum)
             try:
                 temp.write_text("".join(lines), encoding="utf-8")
                 os.replace(temp, checksum)

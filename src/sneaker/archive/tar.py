@@ -7,7 +7,8 @@ archive is two zero blocks, as Go's ``archive/tar`` writes it.
 
 Blob bodies are copied with ``copy_file_range``/``sendfile`` when the source
 has a local file (falling back to a 1 MiB loop), checking the size; a stream
-without a local file is hashed on the way and checked against its descriptor.
+without a local file is hashed on the way (on a helper thread, overlapping
+the copy, for blobs of 4 MiB and more) and checked against its descriptor.
 Outputs are written to a temporary name next to the target and renamed only
 once complete, so an interrupted run never leaves a half file under the final
 name (the data is not fsync'ed: the rename protects against a crash of sneaker,
@@ -17,8 +18,8 @@ not against a power cut).
 from __future__ import annotations
 
 import errno
+import json
 import os
-import secrets
 import tarfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +31,7 @@ from ..digest import Digest
 from ..errors import IntegrityError
 from ..imageset import BlobSource
 from ..model import Descriptor
-from .split import SplitWriter, preadinto, remove_split_set
+from .split import SplitWriter, preadinto, remove_split_set, temp_name
 
 __all__ = [
     "BLOCK",
@@ -43,7 +44,6 @@ __all__ = [
     "dump_json",
     "output_sink",
     "temp_name",
-    "write_bytes_atomic",
 ]
 
 BLOCK = 512
@@ -58,19 +58,12 @@ _FALLBACK_ERRNOS = frozenset(
 
 def dump_json(value: object) -> bytes:
     """Deterministic JSON: sorted keys, no white space, UTF-8."""
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def blob_member(digest: Digest) -> str:
     """Where a blob lives in an OCI image layout: ``blobs/sha256/<hex>``."""
     return f"blobs/{digest.algorithm}/{digest.hex}"
-
-
-def temp_name(final: Path) -> Path:
-    """A hidden, unique temporary name in the same directory as ``final``."""
-    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
 
 
 class Sink(Protocol):
@@ -173,12 +166,6 @@ def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[S
         out.unlink()
     written.extend(writer.parts)
     written.append(writer.checksum_path)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through a temporary file and a rename."""
-    with atomic_file(path) as sink:
-        sink.write(data)
 
 
 def copy_blob(blobs: BlobSource, desc: Descriptor, sink: Sink) -> None:

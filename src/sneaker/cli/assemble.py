@@ -63,15 +63,9 @@ def command(
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    kind = {
-        "docker-archive": "docker archive",
-        "oci-archive": "OCI archive",
-        "oci-layout": "OCI layout",
-    }[result.format]
-    where = f"{len(result.parts)} parts of {result.output}" if result.parts else str(result.output)
     click.echo(
         f"checked {result.checked_files} files ({human_size(result.checked_bytes)}); "
-        f"wrote {where} ({kind}, {human_size(result.size)})"
+        f"wrote {result.describe()}"
     )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"

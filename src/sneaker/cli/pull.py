@@ -29,9 +29,27 @@ from .plan import from_option, images_file_option
     "--format",
     "fmt",
     type=click.Choice(["docker", "oci"]),
-    default="docker",
-    show_default=True,
-    help="docker: what docker/podman load and ctr import accept; oci: an OCI layout.",
+    default=None,
+    help="docker: what docker/podman load and ctr import accept; oci: an OCI layout. "
+    "[default: docker; oci for a delta]",
+)
+@click.option(
+    "--since",
+    "since",
+    multiple=True,
+    metavar="OLD_ARCHIVE",
+    type=click.Path(path_type=Path),
+    help="Write a delta: leave out (and do not download) the layers OLD_ARCHIVE holds. "
+    "Push the delta onto a registry that received OLD_ARCHIVE. Repeatable.",
+)
+@click.option(
+    "--have",
+    "have",
+    multiple=True,
+    metavar="INVENTORY.json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a delta: leave out the layers listed in INVENTORY.json (written by "
+    "`sneaker inventory`). Repeatable.",
 )
 @platform_option
 @click.option(
@@ -66,7 +84,9 @@ def command(
     images_files: tuple[Path, ...],
     from_files: tuple[Path, ...],
     output: str | None,
-    fmt: str,
+    fmt: str | None,
+    since: tuple[Path, ...],
+    have: tuple[Path, ...],
     platform: str | None,
     jobs: int,
     cache_dir: Path | None,
@@ -85,8 +105,11 @@ def command(
     """Pull IMAGES (e.g. ubuntu:22.04, ghcr.io/org/app@sha256:...) into one archive.
 
     Without -o the archive is named after the image (ubuntu_22.04.tar).
+    With --since or --have the archive is a delta: an OCI archive without the
+    layers the other side has; `sneaker push` it onto a registry that holds them.
     """
     from ..imagelist import collect_images
+    from ..inventory import load_base
     from ..progress import choose_progress
     from ..settings import load_settings
     from ..verbs.pull import pull
@@ -99,6 +122,7 @@ def command(
         plain_http=plain_http,
         warn=lambda message: click.echo(f"warning: {message}", err=True),
     )
+    base = load_base(since, have)
     progress = choose_progress(quiet or as_json)
     try:
         result = pull(
@@ -113,6 +137,7 @@ def command(
             split=parse_split_option(split),
             progress=progress,
             settings=settings,
+            base=base,
         )
     finally:
         progress.close()
@@ -121,13 +146,12 @@ def command(
         return
     from ..progress import human_size
 
-    kind = {
-        "docker-archive": "docker archive",
-        "oci-archive": "OCI archive",
-        "oci-layout": "OCI layout",
-    }[result.format]
-    where = f"{len(result.parts)} parts of {result.output}" if result.parts else str(result.output)
-    click.echo(f"wrote {where} ({kind}, {human_size(result.size)})")
+    click.echo(f"wrote {result.describe()}")
+    if result.delta is not None:
+        click.echo(
+            f"  a delta: {result.delta.describe()} left out (the base has them); "
+            "push it onto a registry that holds the base"
+        )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
         note = (

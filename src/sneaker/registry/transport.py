@@ -4,7 +4,8 @@
   so parallel blob downloads share warm connections.
 * https by default; a loopback registry (``localhost``, 127.0.0.0/8, ``::1``)
   falls back to http when https fails to connect or handshake (as docker does)
-  but never when the certificate is refused; ``plain_http`` means http.
+  but never when the certificate is refused or the server answers with a TLS
+  alert (it speaks TLS: a missing client certificate, say); ``plain_http`` means http.
 * Retries with capped exponential backoff and jitter for connection errors,
   timeouts, 502/503/504 and 429 (honouring ``Retry-After``).
 * Redirects are followed here, by hand (at most 10), dropping ``Authorization``
@@ -67,6 +68,15 @@ _TLS_HINT = (
     "pass --ca-cert FILE, put the registry's CA in certs.d/HOST/ca.crt, "
     "or (only on a trusted network) use --insecure"
 )
+_CLIENT_CERT_HINT = (
+    "put the client certificate and its key in certs.d/HOST/client.cert and "
+    "certs.d/HOST/client.key (docker's convention)"
+)
+#: ``tlsv13 alert certificate required``, ``sslv3 alert bad certificate``...
+_CLIENT_CERT_ALERTS = frozenset(
+    {"certificate required", "bad certificate", "unknown ca", "certificate unknown"}
+)
+_ALERT = re.compile(r"(?:tlsv1\d?|sslv3) alert ([a-z ]+)", re.IGNORECASE)
 
 
 @dataclass
@@ -187,6 +197,22 @@ def _is_verification_failure(exc: BaseException) -> bool:
     return False
 
 
+def _tls_alert(exc: BaseException) -> str | None:
+    """The TLS alert the server sent (``certificate required``...), if that is what failed.
+
+    A server that sends an alert speaks TLS: no reason to try plain http on it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        match = _ALERT.search(str(current))
+        if isinstance(current, ssl.SSLError) and match:
+            return match.group(1).strip()
+        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
+    return None
+
+
 class Transport:
     """HTTP to one registry host (``host[:port]``, the API host) and wherever it redirects."""
 
@@ -305,7 +331,7 @@ class Transport:
         try:
             response = self._open(method, https_url, headers, body)
         except SSLError as exc:
-            if _is_verification_failure(exc):
+            if _is_verification_failure(exc) or _tls_alert(exc) is not None:
                 raise
             reason = describe_exception(exc)
         except (NewConnectionError, ProtocolError, ConnectTimeoutError) as exc:
@@ -381,6 +407,13 @@ class Transport:
             try:
                 sent = self._send_following_redirects(request, rewinder)
             except SSLError as exc:
+                alert = _tls_alert(exc)
+                if alert is not None and alert.lower() in _CLIENT_CERT_ALERTS:
+                    raise TLSError(
+                        f"TLS handshake with {self._host_of(request.url)} failed: the registry "
+                        f"wants a client certificate it trusts (TLS alert: {alert})",
+                        hint=_CLIENT_CERT_HINT,
+                    ) from None
                 raise TLSError(
                     f"TLS handshake with {self._host_of(request.url)} failed: "
                     f"{describe_exception(exc)}",

@@ -40,6 +40,7 @@ from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manif
 from ..progress import NullProgress, Progress
 from ..reference import parse_reference
 from ..remote import MAX_INDEX_DEPTH
+from .output import WrittenOutput
 from .plan import PLAN_FILE, PLAN_FORMAT, PLAN_VERSION, blob_relpath, manifest_relpath
 
 __all__ = ["AssembleResult", "AssembledImage", "CheckedPlan", "assemble", "check_plan"]
@@ -66,28 +67,14 @@ class AssembledImage:
 
 
 @dataclass
-class AssembleResult:
-    output: Path
-    format: str
+class AssembleResult(WrittenOutput):
     images: list[AssembledImage] = field(default_factory=list)
-    parts: list[Path] = field(default_factory=list)
     checked_files: int = 0
     checked_bytes: int = 0
 
-    @property
-    def size(self) -> int:
-        if self.parts:
-            return sum(p.stat().st_size for p in self.parts)
-        if self.output.is_dir():
-            return sum(p.stat().st_size for p in self.output.rglob("*") if p.is_file())
-        return self.output.stat().st_size
-
     def to_json(self) -> dict[str, Any]:
         return {
-            "output": str(self.output),
-            "format": self.format,
-            "size": self.size,
-            "parts": [str(p) for p in self.parts],
+            **self.output_json(),
             "images": [i.to_json() for i in self.images],
             "checked": {"files": self.checked_files, "bytes": self.checked_bytes},
         }

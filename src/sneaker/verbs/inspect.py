@@ -176,7 +176,7 @@ def inspect(target: str | Path, *, options: RegistryOptions | None = None) -> In
     if isinstance(target, Path) or _looks_like_path(target):
         from ..archive import open_archive
 
-        with open_archive(Path(target)) as archive:
+        with open_archive(Path(target), allow_delta=True) as archive:
             reader = _read_limited(archive.open_blob)
             report = InspectReport(str(target), archive.format)
             report.images = [report_record(r, reader) for r in archive.records]

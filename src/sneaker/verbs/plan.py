@@ -33,9 +33,10 @@ from urllib.parse import quote
 from .. import __version__
 from ..cache import BlobCache
 from ..digest import Digest
-from ..errors import ManifestInvalid, NoMatchingPlatform, UnsupportedError, UsageError
+from ..errors import UnsupportedError, UsageError
 from ..fetch import BlobJob, fetch_blobs
 from ..fetchscript import FetchItem, render_fetch_script
+from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
 from ..imageset import ImageRecord
 from ..model import Descriptor, Manifest
 from ..platform import Platform
@@ -63,7 +64,6 @@ PLAN_FILE = "plan.json"
 PLAN_FORMAT = "sneaker-plan"
 PLAN_VERSION = 1
 #: image configs larger than this are refused (they are JSON documents)
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
 
 
 def manifest_relpath(digest: Digest) -> str:
@@ -192,28 +192,6 @@ class PlanResult:
             "blobs": {"count": self.blob_count, "size": self.blob_size},
             "fetch_script": str(self.output / "fetch.sh"),
         }
-
-
-def _check_config(manifest: Manifest, path: Path, name: str) -> Platform | None:
-    """Schema sanity of an image config, and the platform it says it is for."""
-    if manifest.config.size > MAX_CONFIG_BYTES:
-        raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
-    try:
-        doc = json.loads(path.read_bytes())
-    except ValueError as exc:
-        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ManifestInvalid(f"{name}: image config is not a JSON object")
-    rootfs = doc.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
-        raise ManifestInvalid(
-            f"{name}: image config lists {len(diff_ids or [])} layer diff IDs "
-            f"but the manifest has {len(manifest.layers)} layers"
-        )
-    if isinstance(doc.get("os"), str) and isinstance(doc.get("architecture"), str):
-        return Platform(doc["os"], doc["architecture"], str(doc.get("variant") or ""))
-    return None
 
 
 def _sha256_line(data: bytes, relpath: str) -> str:
@@ -359,23 +337,18 @@ def plan(
                     )
             stats = fetch_blobs(config_jobs, cache, parallel=jobs, progress=progress)
 
+            def read_config(manifest: Manifest) -> bytes:
+                if manifest.config.size > MAX_CONFIG_BYTES:
+                    return b""  # check_config refuses it by its declared size
+                return cache.path(manifest.config.digest).read_bytes()
+
             images: list[PlannedImage] = []
             for ref, item in zip(unique_refs, resolved, strict=True):
                 record = item.record
                 platforms = item.platforms
-                for manifest in record.manifests():
-                    found = _check_config(
-                        manifest, cache.path(manifest.config.digest), ref.familiar
-                    )
-                    if isinstance(record.root, Manifest) and found is not None:
-                        wanted = request.wanted()[0]
-                        if request.explicit and request.single and not wanted.matches(found):
-                            raise NoMatchingPlatform(
-                                f"{ref.familiar} is a single-platform image for {found}, "
-                                f"not {wanted}",
-                                hint=f"plan it with --platform {found}",
-                            )
-                        platforms = (found,)
+                found = check_record_configs(record, read_config, ref.familiar, request)
+                if found is not None:
+                    platforms = (found,)
                 client = client_for(ref.registry)
                 images.append(
                     PlannedImage(

@@ -6,7 +6,6 @@ Composition only: resolution is :mod:`sneaker.remote`, downloading is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -15,17 +14,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cache import BlobCache, default_cache_dir
-from ..errors import ManifestInvalid, NoMatchingPlatform, UsageError
+from ..delta import DeltaMarker, docker_format_refusal, plan_delta
+from ..errors import UsageError
 from ..fetch import BlobJob, FetchStats, fetch_blobs
+from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
 from ..imageset import ImageRecord
 from ..model import Manifest
-from ..platform import Platform
 from ..progress import NullProgress, Progress
 from ..reference import Reference, parse_reference
 from ..remote import Resolved, resolve
 from ..selection import PlatformRequest
+from .output import WrittenOutput
 
 if TYPE_CHECKING:
+    from ..inventory import Inventory
     from ..registry.client import RegistryClient, RegistryOptions
     from ..settings import RegistrySettings
 
@@ -53,28 +55,23 @@ class PulledImage:
 
 
 @dataclass
-class PullResult:
-    output: Path
-    format: str
+class PullResult(WrittenOutput):
     images: list[PulledImage] = field(default_factory=list)
     stats: FetchStats = field(default_factory=FetchStats)
-    parts: list[Path] = field(default_factory=list)
-
-    @property
-    def size(self) -> int:
-        if self.parts:
-            return sum(p.stat().st_size for p in self.parts)
-        if self.output.is_dir():
-            return sum(p.stat().st_size for p in self.output.rglob("*") if p.is_file())
-        return self.output.stat().st_size
+    #: the marker of a delta (``base`` given and something left out), else None
+    delta: DeltaMarker | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "output": str(self.output),
-            "format": self.format,
-            "size": self.size,
-            "parts": [str(p) for p in self.parts],
+            **self.output_json(),
             "images": [i.to_json() for i in self.images],
+            "delta": None
+            if self.delta is None
+            else {
+                "base": list(self.delta.base),
+                "omitted": len(self.delta.omitted),
+                "omitted_size": self.delta.omitted_size,
+            },
             "blobs": {
                 "downloaded": self.stats.downloaded,
                 "resumed": self.stats.resumed,
@@ -96,29 +93,6 @@ def default_output_name(ref: Reference) -> str:
     return _UNSAFE.sub("_", base) + ".tar"
 
 
-def _check_config(manifest: Manifest, cache: BlobCache, name: str) -> Platform | None:
-    """Read the image config: schema sanity, and the platform it says it is for."""
-    path = cache.path(manifest.config.digest)
-    if manifest.config.size > 32 * 1024 * 1024:
-        raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
-    try:
-        doc = json.loads(path.read_bytes())
-    except ValueError as exc:
-        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ManifestInvalid(f"{name}: image config is not a JSON object")
-    rootfs = doc.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
-        raise ManifestInvalid(
-            f"{name}: image config lists {len(diff_ids or [])} layer diff IDs "
-            f"but the manifest has {len(manifest.layers)} layers"
-        )
-    if isinstance(doc.get("os"), str) and isinstance(doc.get("architecture"), str):
-        return Platform(doc["os"], doc["architecture"], str(doc.get("variant") or ""))
-    return None
-
-
 def _output_kind(output: Path | str, fmt: str) -> str:
     """docker archive; an OCI layout directory (``dir/`` or an existing directory); an OCI tar."""
     if fmt == "docker":
@@ -132,7 +106,7 @@ def pull(
     references: Sequence[str | Reference],
     output: Path | str | None = None,
     *,
-    format: str = "docker",
+    format: str | None = None,
     platform: PlatformRequest | None = None,
     options: RegistryOptions | None = None,
     cache_dir: Path | None = None,
@@ -142,6 +116,7 @@ def pull(
     progress: Progress | None = None,
     client_factory: Callable[[str], RegistryClient] | None = None,
     settings: RegistrySettings | None = None,
+    base: Inventory | None = None,
 ) -> PullResult:
     """Pull ``references`` into one archive (``format`` ``docker`` or ``oci``).
 
@@ -149,9 +124,19 @@ def pull(
     is written under a temporary name and renamed at the end. ``settings``
     (mirrors, insecure and blocked registries; default: :func:`sneaker.settings.load_settings`)
     only change where bytes come from: images keep their original names.
+
+    ``base`` (what the other side has: :func:`sneaker.inventory.load_base` of
+    ``--since`` archives and ``--have`` inventories) makes a delta: the layers
+    it has are neither downloaded nor written, and the archive is an OCI layout
+    with a marker (see :mod:`sneaker.delta`); ``format`` defaults to ``oci``
+    then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
     """
     from ..archive import write_docker_archive, write_oci_layout
 
+    if format is None:
+        format = "oci" if base is not None else "docker"
+    if base is not None and format == "docker":
+        raise docker_format_refusal()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     if not references:
@@ -196,36 +181,37 @@ def pull(
             progress.message(f"resolving {ref.familiar}")
             resolved.append((ref, resolve(client_factory(ref.registry), ref, request)))
 
+        delta = None
+        if base is not None:
+            delta = plan_delta([item.record for _, item in resolved], base)
+            if not delta.omitted:
+                progress.message("the base has none of these layers: writing a full archive")
+                delta = None
+        skipped = delta.omitted if delta is not None else {}
+
         jobs_list: list[BlobJob] = []
         for ref, item in resolved:
             client = client_factory(ref.registry)
             for desc in item.record.blobs():
+                if desc.digest in skipped:
+                    continue  # the other side has it: not downloaded, not written
                 label = f"{ref.familiar} {desc.digest.short}"
                 jobs_list.append(BlobJob(client, ref.repository, desc, label))
         stats = fetch_blobs(jobs_list, cache, parallel=jobs, progress=progress)
 
-        result = PullResult(output_path, kind, stats=stats)
+        def read_config(manifest: Manifest) -> bytes:
+            if manifest.config.size > MAX_CONFIG_BYTES:
+                return b""  # check_config refuses it by its declared size
+            return cache.path(manifest.config.digest).read_bytes()
+
+        result = PullResult(output_path, kind, stats=stats, delta=delta)
         records: list[ImageRecord] = []
         for ref, item in resolved:
             record = item.record
             platforms = item.platforms
-            if isinstance(record.root, Manifest):
-                found = _check_config(record.root, cache, ref.familiar)
-                if found is not None:
-                    if (
-                        request.explicit
-                        and request.single
-                        and not request.wanted()[0].matches(found)
-                    ):
-                        raise NoMatchingPlatform(
-                            f"{ref.familiar} is a single-platform image for {found}, "
-                            f"not {request.wanted()[0]}",
-                            hint=f"pull it with --platform {found}",
-                        )
-                    platforms = (found,)
-            else:
-                for manifest in record.manifests():
-                    _check_config(manifest, cache, ref.familiar)
+            found = check_record_configs(record, read_config, ref.familiar, request)
+            if found is not None:
+                platforms = (found,)
             records.append(record)
             size = sum(d.size for d in record.blobs()) + len(record.root.raw)
             result.images.append(
@@ -242,7 +228,14 @@ def pull(
         if kind == "docker-archive":
             write_docker_archive(records, cache, output_path, split=split)
         else:
-            write_oci_layout(records, cache, output_path, as_tar=kind == "oci-archive", split=split)
+            write_oci_layout(
+                records,
+                cache,
+                output_path,
+                as_tar=kind == "oci-archive",
+                split=split,
+                delta=delta,
+            )
         if split is not None:
             from ..archive.split import split_parts
 

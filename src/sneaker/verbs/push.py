@@ -12,6 +12,12 @@ Composition only: reading is :func:`sneaker.archive.open_archive`, the wire is
 2. child manifests by digest, image manifests before the indexes that list them;
 3. the image's own manifest or index, under its tag.
 
+A delta archive (:mod:`sneaker.delta`) leaves out layers its base had: each
+is looked for in the target repository, then mounted from the repositories the
+delta's marker recorded (on the target registry, as they are and renamed as
+this push renames images). Those go first, and one found nowhere stops the
+push before anything is uploaded, with an error naming the blob.
+
 Manifests go up byte for byte, so their digests are the archive's; the digest
 the registry answers must be ours. The one exception is a legacy ``docker
 save`` (before docker 25), which holds no manifest at all: its uncompressed
@@ -40,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
+from ..delta import mount_sources
 from ..digest import Digest
 from ..errors import (
     ArchiveError,
@@ -47,6 +54,7 @@ from ..errors import (
     IntegrityError,
     Interrupted,
     InvalidReference,
+    NotFound,
     UsageError,
 )
 from ..imageset import ImageRecord
@@ -421,8 +429,11 @@ def push(
     cancel = threading.Event()
 
     with ExitStack() as stack:
-        source: ArchiveSource = stack.enter_context(open_archive(archive_path))
+        source: ArchiveSource = stack.enter_context(open_archive(archive_path, allow_delta=True))
         parsed = parse_target(target) if isinstance(target, str) else target
+        # a delta leaves out layers the target must have already (see sneaker.delta)
+        omitted = source.delta.omitted if source.delta is not None else {}
+        rename = parsed.apply if isinstance(parsed, TargetPrefix) else None
         targets = plan_targets(source.records, parsed, source.names)
         synthesised = source.format == "docker-legacy"
 
@@ -580,6 +591,14 @@ def push(
                     continue
                 candidates = [have] if have else []
                 candidates += [r for r in work.mount_from if r != repository and r != have]
+                if desc.digest in omitted:
+                    candidates += [
+                        r
+                        for r in mount_sources(
+                            omitted[desc.digest].repositories, work.registry, repository, rename
+                        )
+                        if r not in candidates
+                    ]
                 mounted_from = None
                 for origin_repo in candidates:
                     try:
@@ -593,6 +612,8 @@ def push(
                 if mounted_from is not None:
                     outcomes[repository] = "mounted"
                     progress.finish(key, f"mounted from {mounted_from}")
+                elif desc.digest in omitted:
+                    raise _base_missing(archive_path, work.registry, repository, desc, candidates)
                 else:
                     with open_upload(desc) as raw:
                         client.upload_blob(
@@ -608,11 +629,16 @@ def push(
 
         ordered_works = sorted(works.values(), key=lambda w: -w.desc.size)
         outcome_of: dict[tuple[str, str, Digest], str] = {}
-        for work, outcomes in zip(
-            ordered_works, _run_parallel(ordered_works, push_blob, jobs, cancel), strict=True
+        # a delta's omitted layers first: a target without the base fails before any upload
+        for batch in (
+            [w for w in ordered_works if w.desc.digest in omitted],
+            [w for w in ordered_works if w.desc.digest not in omitted],
         ):
-            for repository, outcome in outcomes.items():
-                outcome_of[(work.registry, repository, work.desc.digest)] = outcome
+            for work, outcomes in zip(
+                batch, _run_parallel(batch, push_blob, jobs, cancel), strict=True
+            ):
+                for repository, outcome in outcomes.items():
+                    outcome_of[(work.registry, repository, work.desc.digest)] = outcome
 
         # -- 4. manifests, children first, then the tag ----------------------------------------
         result = PushResult(archive_path, source.format)
@@ -650,6 +676,21 @@ def push(
             )
             progress.message(f"pushed {shown.familiar} {record.root.digest}")
         return result
+
+
+def _base_missing(
+    archive: Path, registry: str, repository: str, desc: Descriptor, tried: Sequence[str]
+) -> NotFound:
+    """The error for a delta's omitted layer that the target neither has nor can mount."""
+    where = f"{registry}/{repository}"
+    mounts = f", nor could it be mounted from {', '.join(tried)}" if tried else ""
+    return NotFound(
+        f"{archive} is a delta archive that leaves out layer {desc.digest} (its base had it), "
+        f"and {where} does not have it{mounts}: the target lacks the delta's base",
+        hint=f"push the base archive (the OLD of --since, or the images the --have inventory "
+        f"listed) to {registry} first, the same way as this delta, then push the delta again; "
+        "or pull a full archive (without --since/--have)",
+    )
 
 
 def _available(source: ArchiveSource, gz_paths: dict[Digest, Path], desc: Descriptor) -> bool:

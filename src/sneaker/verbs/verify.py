@@ -16,6 +16,7 @@ blob and what is wrong (:func:`verify_archive` opens a path first), e.g.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,13 +330,18 @@ class _Verifier:
 
 
 def verify(
-    source: VerifiableSource,
+    source: VerifiableSource | str | os.PathLike[str],
     *,
     deep: bool = False,
     limits: LayerLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> list[str]:
-    """Every problem found in ``source``, one line each; an empty list means all is well."""
+    """Every problem found in ``source``, one line each; an empty list means all is well.
+
+    ``source`` is an opened archive or the path of one (see :func:`verify_archive`).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return verify_archive(Path(source), deep=deep, limits=limits, progress=progress)
     verifier = _Verifier(source, deep, limits, progress or NullProgress())
     for number, record in enumerate(source.records):
         verifier.record(record, number)
@@ -369,10 +375,14 @@ def verify_archive(
     the path, instead of an exception; an unsupported or missing file still raises.
     """
     from ..archive import open_archive
+    from ..archive.split import split_parts
 
+    missing = not Path(path).exists() and not split_parts(Path(path))
     try:
         source = open_archive(path)
     except (ArchiveError, IntegrityError) as exc:
+        if missing:
+            raise  # nothing to verify: not a problem of an archive
         return [f"{path}: {exc.message}"]
     with source:
         return verify(source, deep=deep, limits=limits, progress=progress)

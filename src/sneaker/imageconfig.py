@@ -1,0 +1,74 @@
+"""Image configs: the sanity checks every verb applies, and what they say about the platform.
+
+Pure logic on bytes, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from .errors import ManifestInvalid, NoMatchingPlatform
+from .imageset import ImageRecord
+from .model import Manifest
+from .platform import Platform
+from .selection import PlatformRequest
+
+__all__ = ["MAX_CONFIG_BYTES", "check_config", "check_record_configs"]
+
+#: larger configs are refused (real ones are a few kB; history can make them bigger)
+MAX_CONFIG_BYTES = 32 * 1024 * 1024
+
+
+def check_config(manifest: Manifest, data: bytes, name: str) -> Platform | None:
+    """Check ``data`` is ``manifest``'s config: a JSON object with one diff ID per layer.
+
+    Returns the platform the config declares (``os``/``architecture``/``variant``),
+    or None when it declares none. ``name`` is the image, for messages.
+    """
+    if manifest.config.size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
+        raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ManifestInvalid(f"{name}: image config is not a JSON object")
+    rootfs = doc.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest.layers):
+        count = len(diff_ids) if isinstance(diff_ids, list) else 0
+        raise ManifestInvalid(
+            f"{name}: image config lists {count} layer diff IDs "
+            f"but the manifest has {len(manifest.layers)} layers"
+        )
+    os_name, arch = doc.get("os"), doc.get("architecture")
+    if isinstance(os_name, str) and isinstance(arch, str):
+        return Platform(os_name, arch, str(doc.get("variant") or ""))
+    return None
+
+
+def check_record_configs(
+    record: ImageRecord,
+    read_config: Callable[[Manifest], bytes],
+    name: str,
+    request: PlatformRequest,
+) -> Platform | None:
+    """Check the config of every manifest in ``record``; return a lone manifest's platform.
+
+    For a single-manifest image asked for by an explicit single platform, the
+    config must declare a matching platform (``NoMatchingPlatform`` otherwise).
+    """
+    found: Platform | None = None
+    for manifest in record.manifests():
+        platform = check_config(manifest, read_config(manifest), name)
+        if manifest is record.root:
+            found = platform
+    if found is not None and request.explicit and request.single:
+        wanted = request.wanted()[0]
+        if not wanted.matches(found):
+            raise NoMatchingPlatform(
+                f"{name} is a single-platform image for {found}, not {wanted}",
+                hint=f"ask for it with --platform {found}",
+            )
+    return found
