@@ -229,3 +229,13 @@ def test_file_sink_copy_fallbacks(tmp_path: Path, disable: tuple[str, ...]) -> N
     finally:
         os.close(fd)
     assert (tmp_path / "dst").read_bytes() == b"head" + data[5:] + data[-3:]
+
+
+def test_named_media_sizes_fit_their_media() -> None:
+    from sneaker.archive.split import parse_size
+
+    assert parse_size("fat32") == 2**32 - 1  # FAT32 refuses a file of exactly 4 GiB
+    assert parse_size("FAT32") < parse_size("4G")
+    assert parse_size("cd") == 700 * 1024**2
+    assert parse_size("dvd") == 4_700_000_000
+    assert parse_size("bd") == 25_000_000_000

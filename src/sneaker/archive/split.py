@@ -61,6 +61,14 @@ _UNITS = {
     "gb": 1000**3,
     "tb": 1000**4,
 }
+#: named media: the largest part each holds (FAT32's file limit is 4 GiB less one byte,
+#: so a plain ``4G`` part would not fit on such a stick)
+MEDIA_SIZES = {
+    "fat32": 4 * 1024**3 - 1,
+    "cd": 700 * 1024**2,
+    "dvd": 4_700_000_000,
+    "bd": 25_000_000_000,
+}
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -68,15 +76,20 @@ def parse_size(text: str) -> int:
     """``"4G"`` -> 4294967296, ``"700M"``, ``"1.5GiB"``, ``"4.7GB"``, ``"123"`` (bytes).
 
     K/M/G/T (with or without ``iB``) are powers of 1024, KB/MB/GB/TB powers of
-    1000. Raises :class:`UsageError` for anything else or a size below one byte.
+    1000; ``fat32``, ``cd``, ``dvd`` and ``bd`` name the largest file those media
+    hold. Raises :class:`UsageError` for anything else or a size below one byte.
     """
+    named = MEDIA_SIZES.get(text.strip().lower())
+    if named is not None:
+        return named
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
         raise UsageError(
             f"invalid size {text!r}",
             hint="write a number of bytes or a number with K, M, G or T (powers of 1024), "
-            "or KB, MB, GB, TB (powers of 1000), e.g. 4G or 700M",
+            "or KB, MB, GB, TB (powers of 1000), e.g. 700M; or a medium: "
+            "fat32, cd, dvd, bd",
         )
     value = int(float(match.group(1)) * _UNITS[unit])
     if value < 1:

@@ -121,5 +121,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 split_option = click.option(
     "--split",
     metavar="SIZE",
-    help="Write the archive in parts of at most SIZE (e.g. 4G for FAT32, 700M for a CD).",
+    help="Write the archive in parts of at most SIZE: bytes, or with K/M/G (powers of 1024) "
+    "or KB/MB/GB; or a medium: fat32 (4 GiB less one byte), cd (700M), dvd, bd.",
 )
