@@ -149,13 +149,20 @@ class RichProgress:
             self._bars.advance(self._total_task(), amount)
 
     def reset(self, key: str, done: int) -> None:
+        """Bytes already on disk (a resume) are not transferred: they leave the total's
+        size, so its speed is the link's; bytes transferred before a restart are undone."""
         with self._lock:
             task = self._tasks.get(key)
             if task is None:
                 return
-            before = self._bars.tasks[task].completed
+            total_task = self._total_task()
+            change = done - self._bars.tasks[task].completed
             self._bars.update(task, completed=done)
-            self._bars.advance(self._total_task(), done - before)
+            if change > 0:
+                size = self._bars.tasks[total_task].total or 0
+                self._bars.update(total_task, total=size - change)
+            elif change < 0:
+                self._bars.advance(total_task, change)
 
     def finish(self, key: str, note: str = "") -> None:
         with self._lock:
@@ -165,8 +172,13 @@ class RichProgress:
             state = self._bars.tasks[task]
             remaining = (state.total or 0) - state.completed
             self._bars.update(task, completed=state.total)
-            if remaining:
-                self._bars.advance(self._total_task(), remaining)
+            total_task = self._total_task()
+            if note == "cached":
+                # nothing crossed the link: out of the total, so its speed stays honest
+                size = self._bars.tasks[total_task].total or 0
+                self._bars.update(total_task, total=size - remaining)
+            elif remaining:
+                self._bars.advance(total_task, remaining)
             if note:
                 self._bars.update(task, description=f"{state.description} ({note})")
 

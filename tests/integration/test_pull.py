@@ -316,3 +316,27 @@ def test_python_api(tmp_path: Path, seeded: Seeded) -> None:
     assert again.stats.downloaded == 0
     assert again.stats.cached == blobs
     assert (tmp_path / "api.tar").read_bytes() == (tmp_path / "api2.tar").read_bytes()
+
+
+def test_wrong_platform_fails_before_any_layer_is_downloaded(
+    tmp_path: Path, env: Mapping[str, str], seeded: Seeded
+) -> None:
+    failed = sneaker(
+        "pull",
+        "-q",
+        "--platform",
+        "linux/s390x",
+        seeded.app.ref,
+        "-o",
+        tmp_path / "x.tar",
+        env=env,
+        check=False,
+    )
+    assert failed.returncode == 5
+    assert failed.stderr.splitlines() == [
+        f"error: {seeded.app.ref} is a single-platform image for linux/amd64, not linux/s390x",
+        "hint: ask for it with --platform linux/amd64",
+    ]
+    cached = sorted(p.name for p in (tmp_path / "cache" / "blobs" / "sha256").iterdir())
+    assert cached == [seeded.app.config_digest.split(":")[1]]
+    assert not (tmp_path / "x.tar").exists()

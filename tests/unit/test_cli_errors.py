@@ -94,3 +94,21 @@ def test_version_names_speedups(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("sneaker 0.1.0 (Python ")
     assert "speed-ups: " in out
+
+
+def test_docker_archive_into_a_directory_is_refused(
+    tmp_path: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pull", "-q", "x", "-o", f"{tmp_path}/"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path}/ is a directory, and a docker archive is a file",
+        "hint: name the file with -o (e.g. -o images.tar), or use --format oci for a layout "
+        "directory",
+    ]
+
+
+def test_no_arguments_print_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: sneaker [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\n  pull " in out

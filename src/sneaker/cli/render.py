@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Any
+import warnings
+from typing import Any, TextIO
 
 import click
 
@@ -41,11 +44,55 @@ def report(exc: BaseException) -> int:
     return 1
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Python warnings (``--insecure``'s, say) as ``warning: ...`` lines, not source excerpts."""
+    click.echo(f"warning: {_one_line(str(message))}", err=True)
+
+
+# click >= 8.2 raises this for a group run with no arguments; older click exits with the help
+_NO_ARGS_IS_HELP: type[click.ClickException] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.ClickException,), {})
+)
+
+
 def run_guarded(command: click.Command, argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args:
         args.remove("--debug")
         os.environ["SNEAKER_DEBUG"] = "1"
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    previous = _terminate_like_ctrl_c()
+    try:
+        return _run(command, args)
+    finally:
+        warnings.showwarning = shown
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_like_ctrl_c() -> Any:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_interrupt)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return None
+
+
+def _run(command: click.Command, args: list[str]) -> int:
     try:
         result: Any = command.main(args=args, prog_name="sneaker", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -53,6 +100,10 @@ def run_guarded(command: click.Command, argv: list[str] | None) -> int:
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         return Interrupted.exit_code
+    except _NO_ARGS_IS_HELP as exc:
+        # ``sneaker`` alone: the help, as it reads with --help
+        click.echo(exc.format_message())
+        return 0
     except click.ClickException as exc:
         click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return 2

@@ -156,6 +156,12 @@ def pull(
         output = Path(default_output_name(refs[0]))
     output_path = Path(output)
     kind = _output_kind(output, format)
+    if kind == "docker-archive" and (str(output).endswith(("/", "\\")) or output_path.is_dir()):
+        raise UsageError(
+            f"{output} is a directory, and a docker archive is a file",
+            hint="name the file with -o (e.g. -o images.tar), or use --format oci for a layout "
+            "directory",
+        )
     if split is not None and kind == "oci-layout":
         raise UsageError("--split applies to archives, not to an OCI layout directory")
     progress = progress or NullProgress()
@@ -189,27 +195,42 @@ def pull(
                 delta = None
         skipped = delta.omitted if delta is not None else {}
 
-        jobs_list: list[BlobJob] = []
-        for ref, item in resolved:
-            client = client_factory(ref.registry)
-            for desc in item.record.blobs():
-                if desc.digest in skipped:
-                    continue  # the other side has it: not downloaded, not written
-                label = f"{ref.familiar} {desc.digest.short}"
-                jobs_list.append(BlobJob(client, ref.repository, desc, label))
-        stats = fetch_blobs(jobs_list, cache, parallel=jobs, progress=progress)
+        def blob_jobs(configs: bool) -> list[BlobJob]:
+            jobs_list: list[BlobJob] = []
+            for ref, item in resolved:
+                client = client_factory(ref.registry)
+                config_digests = {m.config.digest for m in item.record.manifests()}
+                for desc in item.record.blobs():
+                    if desc.digest in skipped or (desc.digest in config_digests) != configs:
+                        continue  # the other side has it: not downloaded, not written
+                    label = f"{ref.familiar} {desc.digest.short}"
+                    jobs_list.append(BlobJob(client, ref.repository, desc, label))
+            return jobs_list
 
         def read_config(manifest: Manifest) -> bytes:
             if manifest.config.size > MAX_CONFIG_BYTES:
                 return b""  # check_config refuses it by its declared size
             return cache.path(manifest.config.digest).read_bytes()
 
+        # configs first (a few kB): a wrong platform or a broken config fails the pull
+        # before any layer is downloaded
+        config_stats = fetch_blobs(blob_jobs(True), cache, parallel=jobs, progress=progress)
+        found_platforms = [
+            check_record_configs(item.record, read_config, ref.familiar, request)
+            for ref, item in resolved
+        ]
+        layer_stats = fetch_blobs(blob_jobs(False), cache, parallel=jobs, progress=progress)
+        stats = FetchStats(
+            downloaded=config_stats.downloaded + layer_stats.downloaded,
+            cached=config_stats.cached + layer_stats.cached,
+            resumed=config_stats.resumed + layer_stats.resumed,
+        )
+
         result = PullResult(output_path, kind, stats=stats, delta=delta)
         records: list[ImageRecord] = []
-        for ref, item in resolved:
+        for (ref, item), found in zip(resolved, found_platforms, strict=True):
             record = item.record
             platforms = item.platforms
-            found = check_record_configs(record, read_config, ref.familiar, request)
             if found is not None:
                 platforms = (found,)
             records.append(record)
