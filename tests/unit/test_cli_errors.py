@@ -112,3 +112,27 @@ def test_no_arguments_print_the_help(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert out.startswith("Usage: sneaker [OPTIONS] COMMAND [ARGS]...\n")
     assert "\n  pull " in out
+
+
+def test_stdin_cannot_carry_both_list_and_password(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pull", "-f", "-", "-u", "me", "--password-stdin"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: -f - and --password-stdin both read standard input"
+    )
+
+
+def test_delta_may_not_overwrite_its_base(
+    tmp_path: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tarfile
+    from pathlib import Path
+
+    base = Path(str(tmp_path)) / "base.tar"
+    with tarfile.open(base, "w"):
+        pass
+    assert main(["pull", "-q", "--since", str(base), "x", "-o", str(base)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        f"error: -o {base} is the --since archive: writing the delta there would destroy its base"
+    )
+    assert base.stat().st_size > 0

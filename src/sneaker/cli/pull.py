@@ -108,12 +108,26 @@ def command(
     With --since or --have the archive is a delta: an OCI archive without the
     layers the other side has; `sneaker push` it onto a registry that holds them.
     """
+    from ..errors import UsageError
     from ..imagelist import collect_images
     from ..inventory import load_base
     from ..progress import choose_progress
     from ..settings import load_settings
     from ..verbs.pull import pull
 
+    if password_stdin and any(str(f) == "-" for f in images_files):
+        raise UsageError(
+            "-f - and --password-stdin both read standard input",
+            hint="put the image list in a file, or the password in docker's config "
+            "(sneaker login)",
+        )
+    if output is not None and any(
+        Path(output).resolve() == Path(old).resolve() for old in since
+    ):
+        raise UsageError(
+            f"-o {output} is the --since archive: writing the delta there would destroy its base",
+            hint="give the delta another name",
+        )
     options = build_registry_options(
         ca_cert, insecure, plain_http, username, password_stdin, retries
     )
