@@ -27,9 +27,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from .cache import BlobCache
 from .digest import DigestingWriter
@@ -40,7 +42,17 @@ from .progress import NullProgress, Progress
 if TYPE_CHECKING:
     from .registry.client import BlobResponse, RegistryClient
 
-__all__ = ["CHUNK", "BlobJob", "FetchStats", "fetch_blobs", "fetch_one"]
+T = TypeVar("T")
+
+__all__ = [
+    "CHUNK",
+    "ArrivingBlobs",
+    "BlobJob",
+    "FetchStats",
+    "fetch_blobs",
+    "fetch_one",
+    "fetch_while",
+]
 
 #: bytes read from the socket and written to the partial file at a time
 CHUNK = 1 << 20
@@ -267,6 +279,8 @@ class _Pool:
             threading.Thread(target=self._run, name=f"fetch-{i}", daemon=True)
             for i in range(max(1, min(parallel, len(jobs))))
         ]
+        self._running = len(self._threads)
+        self._wake = threading.Event()  # set when a worker ends or fails
 
     def _take(self) -> BlobJob | None:
         with self._lock:
@@ -277,37 +291,53 @@ class _Pool:
             return job
 
     def _run(self) -> None:
-        while True:
-            job = self._take()
-            if job is None:
-                return
-            try:
-                result = self._work(job)
-            except BaseException as exc:
+        try:
+            while True:
+                job = self._take()
+                if job is None:
+                    return
+                try:
+                    result = self._work(job)
+                except BaseException as exc:
+                    with self._lock:
+                        if self.error is None and not (
+                            isinstance(exc, Interrupted) and self._cancel.is_set()
+                        ):
+                            self.error = exc
+                    self._cancel.set()
+                    return
                 with self._lock:
-                    if self.error is None and not (
-                        isinstance(exc, Interrupted) and self._cancel.is_set()
-                    ):
-                        self.error = exc
-                self._cancel.set()
-                return
+                    self.results.append(result)
+        finally:
             with self._lock:
-                self.results.append(result)
+                self._running -= 1
+            self._wake.set()
 
     def run(self) -> None:
+        """Run every job; return when all are done, or soon after the first failure."""
         for thread in self._threads:
             thread.start()
         try:
-            for thread in self._threads:
-                while thread.is_alive():
-                    thread.join(0.5)
+            while True:
+                with self._lock:
+                    running = self._running
+                if running == 0 or self._cancel.is_set():
+                    break  # all done, or a failure: the others stop at their next chunk
+                self._wake.wait(0.5)
+                self._wake.clear()
         except BaseException:
             # Ctrl-C: every download stops at its next chunk; partial files stay
             self._cancel.set()
-            deadline = time.monotonic() + CANCEL_GRACE
-            for thread in self._threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            self._drain()
             raise
+        self._drain()
+
+    def _drain(self) -> None:
+        """Give running downloads a moment to stop cleanly (one stuck in a retry's
+        wait or a slow read is left behind: a daemon thread, it never holds up an exit)."""
+        deadline = time.monotonic() + CANCEL_GRACE
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def fetch_blobs(
@@ -316,12 +346,16 @@ def fetch_blobs(
     *,
     parallel: int = 4,
     progress: Progress | None = None,
+    on_done: Callable[[Descriptor], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> FetchStats:
     """Fetch every job's blob (each digest once) with ``parallel`` threads, largest first.
 
     The first failure stops the rest: downloads not started are skipped, running
     ones stop at their next chunk and keep their partial files; the failure is
     raised. Ctrl-C does the same and raises :class:`KeyboardInterrupt`.
+    ``on_done`` is called (on a worker thread) as each blob lands in the cache;
+    setting ``cancel`` from another thread stops the downloads the same way.
     """
     progress = progress or NullProgress()
     unique: dict[str, BlobJob] = {}
@@ -331,10 +365,13 @@ def fetch_blobs(
     stats = FetchStats()
     if not ordered:
         return stats
-    cancel = threading.Event()
+    cancel = cancel or threading.Event()
 
     def work(job: BlobJob) -> str:
-        return fetch_one(job, cache, progress, cancel=cancel)
+        result = fetch_one(job, cache, progress, cancel=cancel)
+        if on_done is not None:
+            on_done(job.desc)
+        return result
 
     pool = _Pool(ordered, work, parallel, cancel)
     pool.run()
@@ -348,3 +385,98 @@ def fetch_blobs(
         else:
             stats.downloaded += 1
     return stats
+
+
+class _FetchFailed(Exception):
+    """Raised in a consumer waiting for a blob whose download failed (the cause follows)."""
+
+
+class ArrivingBlobs:
+    """The cache as a :class:`~sneaker.imageset.BlobSource` whose reads wait for blobs
+    still downloading, so a writer can copy each blob the moment it lands."""
+
+    def __init__(self, cache: BlobCache, expected: Iterable[Descriptor]) -> None:
+        self._cache = cache
+        self._expected = {d.digest for d in expected}
+        self._arrived: set[object] = set()
+        self._failed = False
+        self._cond = threading.Condition()
+
+    def arrived(self, desc: Descriptor) -> None:
+        with self._cond:
+            self._arrived.add(desc.digest)
+            self._cond.notify_all()
+
+    def failed(self) -> None:
+        with self._cond:
+            self._failed = True
+            self._cond.notify_all()
+
+    def _wait(self, desc: Descriptor) -> None:
+        if desc.digest not in self._expected:
+            return
+        with self._cond:
+            while desc.digest not in self._arrived:
+                if self._failed:
+                    raise _FetchFailed(str(desc.digest))
+                self._cond.wait(0.5)
+
+    def blob_path(self, desc: Descriptor) -> Path | None:
+        self._wait(desc)
+        return self._cache.blob_path(desc)
+
+    def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
+        self._wait(desc)
+        return self._cache.open_blob(desc)
+
+
+def fetch_while(
+    jobs: Sequence[BlobJob],
+    cache: BlobCache,
+    consume: Callable[[ArrivingBlobs], T],
+    *,
+    parallel: int = 4,
+    progress: Progress | None = None,
+) -> tuple[FetchStats, T]:
+    """Download ``jobs`` while ``consume`` reads the blobs as they arrive.
+
+    ``consume`` runs on the calling thread (an archive writer, say) and blocks
+    on each blob until it is in the cache. A failed download is raised (not the
+    consumer's wait); a failing consumer, or Ctrl-C, stops the downloads.
+    """
+    blobs = ArrivingBlobs(cache, (job.desc for job in jobs))
+    cancel = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def download() -> None:
+        try:
+            outcome["stats"] = fetch_blobs(
+                jobs,
+                cache,
+                parallel=parallel,
+                progress=progress,
+                on_done=blobs.arrived,
+                cancel=cancel,
+            )
+        except BaseException as exc:
+            outcome["error"] = exc
+            blobs.failed()
+
+    worker = threading.Thread(target=download, name="fetch-while", daemon=True)
+    worker.start()
+    try:
+        result = consume(blobs)
+    except BaseException as exc:
+        cancel.set()
+        worker.join(timeout=10)
+        error = outcome.get("error")
+        if isinstance(exc, _FetchFailed) and isinstance(error, BaseException):
+            raise error from None
+        raise
+    worker.join()
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    stats = outcome["stats"]
+    assert isinstance(stats, FetchStats)
+    return stats, result

@@ -386,8 +386,11 @@ def test_killed_pull_resumes_fetching_only_what_is_missing(
         if blob.digest in complete:
             assert gets == [], f"{blob.digest} was complete but fetched again"
             continue
-        assert len(gets) == 1, gets
         have = kept.get(blob.digest, 0)
+        if have == blob.size:  # killed between its last byte and its rename: no GET needed
+            assert gets == []
+            continue
+        assert len(gets) == 1, gets
         if have:
             assert gets[0].range == f"bytes={have}-"
             assert (gets[0].status, gets[0].start) == (206, have)
@@ -482,7 +485,8 @@ def test_two_pulls_share_one_cache_and_fetch_each_blob_once(
     medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
 ) -> None:
     proxy = shaping_proxy(medium.registry.url)
-    proxy.shape("throttle", path_contains="/blobs/", rate=2_000_000)
+    # slow enough that the two runs overlap: the largest layer takes 3 s
+    proxy.shape("throttle", path_contains="/blobs/", rate=1_000_000)
     cache = tmp_path / "cache"
     outs = [tmp_path / "a.tar", tmp_path / "b.tar"]
     procs = [
@@ -509,9 +513,10 @@ def test_two_pulls_share_one_cache_and_fetch_each_blob_once(
         assert code == 0, stderr.decode()
     assert outs[0].read_bytes() == outs[1].read_bytes()
     for blob in medium.layout.blobs:
-        gets = _blob_gets(proxy, blob.digest)
-        assert len(gets) == 1, f"{blob.digest} fetched {len(gets)} times"
-        assert gets[0].received == blob.size
+        requests = proxy.seen(path_contains=f"/blobs/{blob.digest}")
+        assert [r.method for r in requests] == ["GET"], f"{blob.digest}: {requests}"
+        bodies = _blob_gets(proxy, blob.digest)
+        assert [b.received for b in bodies] == [blob.size]
     counts = [json.loads(stdout)["blobs"] for _, stdout, _ in results]
     assert sum(c["downloaded"] + c["resumed"] for c in counts) == len(medium.layout.blobs)
     assert sum(c["cached"] for c in counts) == len(medium.layout.blobs)

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from ..cache import BlobCache, default_cache_dir
 from ..delta import DeltaMarker, docker_format_refusal, plan_delta
 from ..errors import UsageError
-from ..fetch import BlobJob, FetchStats, fetch_blobs
+from ..fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
 from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
-from ..imageset import ImageRecord
+from ..imageset import BlobSource, ImageRecord
 from ..model import Manifest
 from ..progress import NullProgress, Progress
 from ..reference import Reference, parse_reference
+from ..registry.options import check_explicit_credentials
 from ..remote import Resolved, resolve
 from ..selection import PlatformRequest
 from .output import WrittenOutput
@@ -150,6 +151,7 @@ def pull(
             hint="use --format oci to keep several platforms",
         )
     refs = [r if isinstance(r, Reference) else parse_reference(r) for r in references]
+    check_explicit_credentials(options, (r.registry for r in refs))
     if output is None:
         if len(refs) > 1:
             raise UsageError("several images need an output name", hint="give one with -o FILE.tar")
@@ -203,6 +205,8 @@ def pull(
                 for desc in item.record.blobs():
                     if desc.digest in skipped or (desc.digest in config_digests) != configs:
                         continue  # the other side has it: not downloaded, not written
+                    if configs and desc.size > MAX_CONFIG_BYTES:
+                        continue  # refused by its declared size: never downloaded
                     label = f"{ref.familiar} {desc.digest.short}"
                     jobs_list.append(BlobJob(client, ref.repository, desc, label))
             return jobs_list
@@ -219,14 +223,7 @@ def pull(
             check_record_configs(item.record, read_config, ref.familiar, request)
             for ref, item in resolved
         ]
-        layer_stats = fetch_blobs(blob_jobs(False), cache, parallel=jobs, progress=progress)
-        stats = FetchStats(
-            downloaded=config_stats.downloaded + layer_stats.downloaded,
-            cached=config_stats.cached + layer_stats.cached,
-            resumed=config_stats.resumed + layer_stats.resumed,
-        )
-
-        result = PullResult(output_path, kind, stats=stats, delta=delta)
+        result = PullResult(output_path, kind, delta=delta)
         records: list[ImageRecord] = []
         for (ref, item), found in zip(resolved, found_platforms, strict=True):
             record = item.record
@@ -245,18 +242,30 @@ def pull(
                 )
             )
 
+        def write(blobs: BlobSource) -> None:
+            """The archive, written while the layers download: each blob is copied
+            in the writer's fixed order as soon as it is in the cache."""
+            if kind == "docker-archive":
+                write_docker_archive(records, blobs, output_path, split=split)
+            else:
+                write_oci_layout(
+                    records,
+                    blobs,
+                    output_path,
+                    as_tar=kind == "oci-archive",
+                    split=split,
+                    delta=delta,
+                )
+
         progress.message(f"writing {output_path}")
-        if kind == "docker-archive":
-            write_docker_archive(records, cache, output_path, split=split)
-        else:
-            write_oci_layout(
-                records,
-                cache,
-                output_path,
-                as_tar=kind == "oci-archive",
-                split=split,
-                delta=delta,
-            )
+        layer_stats, _ = fetch_while(
+            blob_jobs(False), cache, write, parallel=jobs, progress=progress
+        )
+        result.stats = FetchStats(
+            downloaded=config_stats.downloaded + layer_stats.downloaded,
+            cached=config_stats.cached + layer_stats.cached,
+            resumed=config_stats.resumed + layer_stats.resumed,
+        )
         if split is not None:
             from ..archive.split import split_parts
 
