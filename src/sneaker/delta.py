@@ -1,10 +1,10 @@
 """Delta archives: only the layers the other side lacks, and a note of what was left out.
 
-``sneaker pull --since OLD_ARCHIVE`` (or ``--have INVENTORY.json``, see
+``sneaker pull --since BASE_ARCHIVE`` (or ``--have INVENTORY.json``, see
 :mod:`sneaker.inventory`) writes a *delta*: an archive that names and
 describes its images completely but leaves out the layer blobs the other side
 of the air gap already has. ``sneaker push`` of the delta onto a registry that
-received the base (OLD, or the registry the inventory was taken of) completes
+received the base (BASE_ARCHIVE, or the registry the inventory was taken of) completes
 every image there: an omitted layer is found in the target repository (HEAD),
 or mounted from a repository the base recorded it in; when neither works the
 push stops, naming the blob, before it uploads anything.
@@ -213,13 +213,16 @@ def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
 
 def delta_refusal(path: Path | str, marker: DeltaMarker) -> UnsupportedError:
     """The error every reader but ``push`` and ``inventory`` raises for a delta."""
-    base = f" (its base: {', '.join(marker.base)})" if marker.base else ""
+    if marker.base:
+        base = f"the images of its base ({', '.join(marker.base)})"
+    else:
+        base = "the images of the base archive this delta was made from"
     return UnsupportedError(
         f"{path} is a delta archive: it leaves out {marker.describe()} that its base "
-        f"already had{base}; push it onto a registry that holds OLD",
+        f"already had; push it onto a registry that holds {base}",
         hint="`sneaker push DELTA REGISTRY` completes every image from the blobs the registry "
-        "has; docker load, verify, unpack, serve and inspect need a full archive "
-        "(pull without --since/--have)",
+        "has; docker load, verify, unpack and serve need a full archive "
+        "(pull without --since/--have); inspect reads a delta as it is",
     )
 
 
@@ -229,7 +232,8 @@ def docker_format_refusal() -> UsageError:
         "a delta archive cannot be a docker archive: docker load would need the layers it "
         "leaves out, and cannot be told they are elsewhere",
         hint="use --format oci (the default with --since/--have) and `sneaker push` the delta "
-        "onto a registry that holds OLD; pull without --since/--have for docker load",
+        "onto a registry that holds the images of its base (the --since archive, or what "
+        "the --have inventory lists); pull without --since/--have for docker load",
     )
 
 

@@ -16,8 +16,9 @@ from .selection import PlatformRequest
 
 __all__ = ["MAX_CONFIG_BYTES", "check_config", "check_record_configs"]
 
-#: larger configs are refused (real ones are a few kB; history can make them bigger)
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
+#: larger configs are refused, as containers/image (skopeo, podman) refuses them; real
+#: ones are a few kB. The same bound as manifests (distribution's 4 MiB).
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def check_config(manifest: Manifest, data: bytes, name: str) -> Platform | None:

@@ -260,8 +260,14 @@ def load_inventory(path: Path | str) -> Inventory:
 
 
 def write_inventory(inventory: Inventory, path: Path | str) -> None:
-    """Write ``inventory`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
+    """Write ``inventory`` to ``path`` through a temporary file and a rename.
+
+    ``path`` is checked as every output is (:func:`sneaker.archive.tar.check_output_path`):
+    a symlink is written through, a device, fifo, socket or directory refused.
+    """
+    from .archive.tar import check_output_path
+
+    path = check_output_path(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         temp.write_bytes(inventory.to_bytes())

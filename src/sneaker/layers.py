@@ -12,13 +12,15 @@ Three pieces, each streaming (nothing holds a whole layer in memory):
   in order into a root directory with the OCI whiteout rules, as docker does.
 
 Nothing is ever written outside the destination. Member names are taken
-relative to it (a leading ``/`` is dropped, as docker does); a name whose
-``..`` climbs out of it, a parent directory reached through a symlink that is
-absolute or leads out, and a hardlink whose target is outside it are refused
-with :class:`~sneaker.errors.UnsafePath`. Symlinks themselves are created as
-they are (absolute targets included): they are links, and are only followed,
-when writing below them, while they stay inside the destination. Every write
-replaces the final path component without following it.
+relative to it (a leading ``/`` is dropped, as docker does); a name, or a
+hardlink's target, whose ``..`` climbs out of it is refused with
+:class:`~sneaker.errors.UnsafePath`. Symlinks met on the way to a member are
+resolved as if the destination were the root of a chroot, as docker does: an
+absolute target starts again from the destination (with ``var/run -> /run``,
+``var/run/x.pid`` lands in ``DEST/run/x.pid``) and ``..`` above the destination
+stays there, so no symlink leads out. Symlinks themselves are created as they
+are (absolute targets included). Every write replaces the final path component
+without following it.
 
 Whiteouts: ``.wh.NAME`` removes NAME as lower layers left it, and
 ``.wh..wh..opq`` empties its directory of lower-layer content; what the same
@@ -80,6 +82,8 @@ _GiB = 1024 * 1024 * 1024
 #: the most a PAX extended header or a GNU long name/link record may hold (Go's tar reader
 #: has the same limit): tarfile reads such a record whole into memory.
 MAX_TAR_HEADER_BYTES = 1024 * 1024
+#: a member size beyond any real file (1 PiB): base-256 sizes can reach 2**95
+_MAX_MEMBER_BYTES = 1 << 50
 _EXTENDED_HEADERS = frozenset(
     {
         tarfile.XHDTYPE,
@@ -96,7 +100,8 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     Pass it as ``tarfile.open(..., tarinfo=BoundedTarInfo)``: a hostile tar whose PAX
     header or GNU long name claims gigabytes then raises :class:`tarfile.ReadError`
-    instead of making tarfile allocate them.
+    instead of making tarfile allocate them, and so does a member whose size is
+    negative or absurd (tarfile would overflow seeking past it).
     """
 
     def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
@@ -105,8 +110,13 @@ class BoundedTarInfo(tarfile.TarInfo):
                 f"extended header of {self.size} bytes, over the "
                 f"{MAX_TAR_HEADER_BYTES >> 20} MiB limit"
             )
-        # tarfile's own dispatch, unchanged (typeshed does not list it)
+        # tarfile's own dispatch, unchanged (typeshed does not list it); after a PAX
+        # header, ``member`` is the next header with the PAX values (size too) applied
         member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        if not 0 <= member.size <= _MAX_MEMBER_BYTES:
+            raise tarfile.ReadError(
+                f"member {member.name!r} claims an impossible size {member.size}"
+            )
         return member
 
 
@@ -434,8 +444,11 @@ class LayerApplier:
         except tarfile.TarError as exc:
             raise ArchiveError(f"{what}: not a tar stream ({exc})") from None
         with tar:
-            for member in self._members(tar):
-                self._apply_member(tar, member, stats)
+            try:
+                for member in self._members(tar):
+                    self._apply_member(tar, member, stats)
+            except tarfile.TarError as exc:  # a member's data cut short, say
+                raise ArchiveError(f"{what}: damaged tar ({exc})") from None
         return stats
 
     def finish(self) -> None:
@@ -447,8 +460,8 @@ class LayerApplier:
                 continue  # a parent became a symlink since: never follow it
             try:
                 st = os.lstat(path)
-            except FileNotFoundError:
-                continue
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed since, or a parent became a file
             if not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) != pending.inode:
                 continue  # removed or replaced since
             os.chmod(path, pending.mode)
@@ -504,10 +517,11 @@ class LayerApplier:
     def _resolve(self, name: str, parts: list[str], *, follow_last: bool = False) -> list[str]:
         """The real location of ``parts`` below the root, as components.
 
-        Symlinks met on the way are followed only while they stay inside the
-        root: an absolute one, or one whose ``..`` climbs out, raises UnsafePath.
-        The last component is followed only with ``follow_last``. Components that
-        do not exist (yet) are kept as named.
+        Symlinks met on the way are followed as in a chroot at the root: an
+        absolute target starts again from the root, and ``..`` at the root stays
+        there, so the result is always below the root. The last component is
+        followed only with ``follow_last``. Components that do not exist (yet)
+        are kept as named. A chain of more than 40 symlinks raises UnsafePath.
         """
         resolved: list[str] = []
         queue = list(parts)
@@ -517,9 +531,8 @@ class LayerApplier:
             if part in ("", "."):
                 continue
             if part == "..":
-                if not resolved:
-                    raise self._unsafe(name, "reaches outside the destination through a symlink")
-                resolved.pop()
+                if resolved:  # above the root is the root, as in a chroot
+                    resolved.pop()
                 continue
             if not queue and not follow_last:
                 resolved.append(part)
@@ -535,13 +548,11 @@ class LayerApplier:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(self._abs(rel))
-                if target.startswith("/"):
-                    raise self._unsafe(
-                        name, f"goes through {rel!r}, a symlink to the absolute path {target!r}"
-                    )
                 hops += 1
                 if hops > _MAX_SYMLINK_HOPS:
                     raise self._unsafe(name, "goes through too many symlinks")
+                if target.startswith("/"):
+                    resolved = []  # absolute: from the root of the destination
                 queue = [*target.split("/"), *queue]
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -654,6 +665,11 @@ class LayerApplier:
                 stats.bytes_written += self._regular(tar, name, path, member)
                 stats.files += 1
             elif member.issym():
+                if not member.linkname or "\x00" in member.linkname:
+                    raise ArchiveError(
+                        f"{self._what}: member {name!r} is a symlink to {member.linkname!r}, "
+                        "which no file system can hold"
+                    )
                 os.symlink(member.linkname, path)
                 self._own(path, member)
                 stats.symlinks += 1

@@ -277,10 +277,10 @@ def test_a_delta_is_never_loadable_and_says_so(
     verified = sneaker("verify", delta, env=env, check=False)
     assert verified.returncode == 9
     assert "is a delta archive" in verified.stderr
-    assert "push it onto a registry that holds OLD" in verified.stderr
+    assert "push it onto a registry that holds the images of its base (archive " in verified.stderr
     unpacked = sneaker("unpack", delta, tmp_path / "rootfs", env=env, check=False)
     assert unpacked.returncode == 9
-    assert "push it onto a registry that holds OLD" in unpacked.stderr
+    assert "push it onto a registry that holds the images of its base (archive " in unpacked.stderr
 
     # docker itself cannot load it (there is no manifest.json to read)
     loaded = docker.run("load", "-i", str(delta), check=False)

@@ -229,11 +229,13 @@ def test_login_tls_basic_auth_then_pull(
 
 
 def test_login_prompts_when_no_password_stdin(
-    token_registry: TokenRegistryInfo, docker_config: Path
+    token_registry: TokenRegistryInfo, docker_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user, password = token_registry.username, token_registry.password
     assert user
     assert password
+    # CliRunner's input is no terminal; login prompts only on one (else: exit 2)
+    monkeypatch.setattr("sneaker.cli.login._interactive", lambda: True)
     result = CliRunner().invoke(cli, ["login", token_registry.host], input=f"{user}\n{password}\n")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "Username" in result.output

@@ -195,7 +195,7 @@ def test_token_auth_public_anonymous_private_refused(
     host = token_registry.host
     assert refused.stderr.splitlines() == [
         f"error: authentication required for repository private/app on {host}",
-        f"hint: run 'sneaker login {host}' or pass --username and --password "
+        f"hint: run 'sneaker login {host}' or pass --username with --password-stdin "
         "(or the repository does not exist)",
     ]
     assert not (tmp_path / "private.tar").exists()

@@ -314,7 +314,7 @@ def test_private_repository_refused_anonymously(tokened: TokenRegistryInfo, tmp_
         f"authentication required for repository private/regtest on {tokened.host}"
     )
     assert info.value.hint == (
-        f"run 'sneaker login {tokened.host}' or pass --username and --password "
+        f"run 'sneaker login {tokened.host}' or pass --username with --password-stdin "
         "(or the repository does not exist)"
     )
 

@@ -76,7 +76,7 @@ def test_flipped_byte_in_a_saved_layer(saved_app: Path, tmp_path: Path) -> None:
         actual = hashlib.sha256(fh.read(member.size)).hexdigest()
 
     problem = (
-        f"{APP_NAME}: layer {layer.digest} : digest mismatch (content hashes to sha256:{actual})"
+        f"{APP_NAME}: layer {layer.digest}: digest mismatch (content hashes to sha256:{actual})"
     )
     with open_archive(damaged) as source:
         assert verify(source) == [problem]

@@ -132,7 +132,19 @@ def test_delta_may_not_overwrite_its_base(
         pass
     assert main(["pull", "-q", "--since", str(base), "x", "-o", str(base)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == (
-        f"error: -o {base} is the --since archive: writing the delta there would destroy its base"
-    )
+    assert err[0] == f"error: cannot write {base}: it would replace the input {base}"
     assert base.stat().st_size > 0
+
+
+def test_output_that_is_not_a_file_is_refused_before_any_download(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # no registry answers for "x": the refusal must come first
+    assert main(["pull", "-q", "x", "-o", "/dev/null"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: cannot write /dev/null: it is a character device"
+    )
+    assert main(["pull", "-q", "x", "-o", "/nonexistent-dir/x.tar"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: cannot write /nonexistent-dir/x.tar: directory /nonexistent-dir does not exist"
+    )

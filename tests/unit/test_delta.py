@@ -193,7 +193,7 @@ def test_delta_is_refused_by_default_with_what_to_do(tmp_path: Path) -> None:
         open_archive(out)
     message = caught.value.message
     assert "is a delta archive" in message
-    assert "push it onto a registry that holds OLD" in message
+    assert "push it onto a registry that holds the images of its base (archive old.tar)" in message
     assert "1 layer" in message
     assert caught.value.hint is not None
     assert "sneaker push" in caught.value.hint

@@ -116,8 +116,11 @@ def test_non_empty_destination_needs_force(layout: Layout, tmp_path: Path) -> No
 def test_destination_that_is_a_file_is_refused(layout: Layout, tmp_path: Path) -> None:
     two_layers(layout)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UsageError, match=r"exists and is not a directory"):
+    with pytest.raises(UsageError, match=r"file: it exists and is a file$"):
         unpack(open_archive(layout.root), tmp_path / "file", force=True)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UsageError, match=r"fifo: it exists and is not a directory$"):
+        unpack(open_archive(layout.root), tmp_path / "fifo")
 
 
 def multi(layout: Layout, *, attestation_first: bool = True) -> dict[str, Any]:
@@ -247,10 +250,26 @@ def hostile_tar(sentinel: Path) -> bytes:
     return buffer.getvalue()
 
 
-def test_hostile_layer_is_refused_and_nothing_is_left(layout: Layout, tmp_path: Path) -> None:
+def test_symlink_to_root_resolves_inside_the_destination(layout: Layout, tmp_path: Path) -> None:
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
     manifest = layout.image([], tars=[hostile_tar(sentinel)])
+    layout.name(manifest, REF)
+    unpack(open_archive(layout.root), tmp_path / "rootfs")
+    assert list(sentinel.iterdir()) == []
+    landed = tmp_path / "rootfs" / sentinel.relative_to("/") / "pwned"
+    assert landed.read_bytes() == b"pwned"
+
+
+def test_hostile_layer_is_refused_and_nothing_is_left(layout: Layout, tmp_path: Path) -> None:
+    sentinel = tmp_path / "sentinel"
+    sentinel.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        evil = tarfile.TarInfo("../sentinel/pwned")
+        evil.size = 5
+        tar.addfile(evil, io.BytesIO(b"pwned"))
+    manifest = layout.image([], tars=[buffer.getvalue()])
     layout.name(manifest, REF)
     with pytest.raises(UnsafePath, match=r"^docker.io/library/app:1: layer 1/1 sha256:"):
         unpack(open_archive(layout.root), tmp_path / "rootfs")

@@ -243,7 +243,7 @@ def test_flipped_byte_in_a_layer(layout: Layout, kind: str) -> None:
     layout.flip(layer)
     actual = sha(layout.path(layer).read_bytes())
     assert verify(open_source(layout.root, kind), deep=True) == [
-        f"{REF}: layer {layer} : digest mismatch (content hashes to {actual})"
+        f"{REF}: layer {layer}: digest mismatch (content hashes to {actual})"
     ]
 
 
@@ -253,7 +253,7 @@ def test_flipped_byte_in_a_config(layout: Layout, kind: str) -> None:
     layout.flip(config, offset=3)
     actual = sha(layout.path(config).read_bytes())
     assert verify(open_source(layout.root, kind)) == [
-        f"{REF}: config {config} : digest mismatch (content hashes to {actual})"
+        f"{REF}: config {config}: digest mismatch (content hashes to {actual})"
     ]
 
 
@@ -262,7 +262,7 @@ def test_truncated_layer(layout: Layout) -> None:
     size = layout.path(layer).stat().st_size
     layout.truncate(layer, 20)
     assert verify(DirSource(layout.root)) == [
-        f"{REF}: layer {layer} : size 20, descriptor says {size}"
+        f"{REF}: layer {layer}: size 20, descriptor says {size}"
     ]
 
 
@@ -273,8 +273,8 @@ def test_missing_layer_and_config(layout: Layout) -> None:
     layout.remove(layer)
     layout.remove(config)
     assert verify(DirSource(layout.root), deep=True) == [
-        f"{REF}: config {config} : blob missing",
-        f"{REF}: layer {layer} : blob missing",
+        f"{REF}: config {config}: blob missing",
+        f"{REF}: layer {layer}: blob missing",
     ]
 
 
@@ -283,17 +283,15 @@ def test_wrong_size_in_the_descriptor(layout: Layout) -> None:
     layer = layer_digest(layout, manifest)
     size = layout.path(layer).stat().st_size
     assert verify(DirSource(layout.root)) == [
-        f"{REF}: layer {layer} : size {size}, descriptor says {size + 3}"
+        f"{REF}: layer {layer}: size {size}, descriptor says {size + 3}"
     ]
 
 
-@pytest.mark.parametrize("damage", ["remove", "truncate", "size"])
+@pytest.mark.parametrize("damage", ["truncate", "size"])
 def test_damage_refused_at_open_is_one_problem_line(layout: Layout, damage: str) -> None:
     manifest = single(layout, size_delta=3 if damage == "size" else 0)
     layer = layer_digest(layout, manifest)
-    if damage == "remove":
-        layout.remove(layer)
-    elif damage == "truncate":
+    if damage == "truncate":
         layout.truncate(layer, 20)
     (line,) = verify_archive(layout.root)
     assert line.startswith(f"{layout.root}: ")
@@ -310,7 +308,7 @@ def test_wrong_diff_id_is_found_only_when_deep(layout: Layout, kind: str) -> Non
     source = open_source(layout.root, kind)
     assert verify(source) == []
     assert verify(source, deep=True) == [
-        f"{REF}: layer {layer} : uncompressed content hashes to {actual}, "
+        f"{REF}: layer {layer}: uncompressed content hashes to {actual}, "
         f"rootfs.diff_ids[1] says {wrong}"
     ]
     with pytest.raises(VerificationFailed, match=r"^1 problem found: ") as info:
@@ -323,7 +321,7 @@ def test_config_that_is_not_json(layout: Layout, kind: str) -> None:
     manifest = single(layout, config_bytes=b"{not json")
     config = layout.manifest_doc(manifest)["config"]["digest"]
     (line,) = verify(open_source(layout.root, kind), deep=True)
-    assert line.startswith(f"{REF}: config {config} : not valid JSON (")
+    assert line.startswith(f"{REF}: config {config}: not valid JSON (")
 
 
 @ALL_READERS
@@ -331,7 +329,7 @@ def test_config_with_too_few_diff_ids(layout: Layout, kind: str) -> None:
     manifest = single(layout, diff_ids=[sha(b"one")])
     config = layout.manifest_doc(manifest)["config"]["digest"]
     assert verify(open_source(layout.root, kind), deep=True) == [
-        f"{REF}: config {config} : rootfs.diff_ids lists 1 layers, the manifest has 2"
+        f"{REF}: config {config}: rootfs.diff_ids lists 1 layers, the manifest has 2"
     ]
 
 
@@ -340,7 +338,7 @@ def test_config_without_rootfs(layout: Layout, kind: str) -> None:
     manifest = single(layout, config_bytes=b'{"os": "linux", "architecture": "amd64"}')
     config = layout.manifest_doc(manifest)["config"]["digest"]
     assert verify(open_source(layout.root, kind)) == [
-        f"{REF}: config {config} : rootfs.diff_ids is missing"
+        f"{REF}: config {config}: rootfs.diff_ids is missing"
     ]
 
 
@@ -351,7 +349,7 @@ def test_deep_reports_a_layer_that_expands_too_far(layout: Layout, kind: str) ->
     layer = layer_digest(layout, manifest)
     limits = LayerLimits(ratio=2, floor=1000, absolute=1 << 30)
     (line,) = verify(open_source(layout.root, kind), deep=True, limits=limits)
-    assert line.startswith(f"{REF}: layer {layer} : expands to more than 1000 bytes")
+    assert line.startswith(f"{REF}: layer {layer}: expands to more than 1000 bytes")
 
 
 def multi(layout: Layout) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -378,7 +376,7 @@ def test_index_child_missing(layout: Layout, kind: str) -> None:
     _index, amd, _arm = multi(layout)
     layout.remove(amd["digest"])
     assert verify(open_source(layout.root, kind)) == [
-        f"{REF} (linux/amd64): manifest {amd['digest']} : blob missing"
+        f"{REF} (linux/amd64): manifest {amd['digest']}: blob missing"
     ]
 
 
@@ -387,7 +385,7 @@ def test_index_child_damaged(layout: Layout) -> None:
     layout.flip(arm["digest"], offset=5)
     actual = sha(layout.path(arm["digest"]).read_bytes())
     assert verify(DirSource(layout.root)) == [
-        f"{REF} (linux/arm64): manifest {arm['digest']} : digest mismatch "
+        f"{REF} (linux/arm64): manifest {arm['digest']}: digest mismatch "
         f"(content hashes to {actual})"
     ]
     (line,) = verify_archive(layout.root)
@@ -401,7 +399,7 @@ def test_problem_in_one_platform_names_it(layout: Layout, kind: str) -> None:
     layout.flip(layer)
     actual = sha(layout.path(layer).read_bytes())
     assert verify(open_source(layout.root, kind)) == [
-        f"{REF} (linux/arm64): layer {layer} : digest mismatch (content hashes to {actual})"
+        f"{REF} (linux/arm64): layer {layer}: digest mismatch (content hashes to {actual})"
     ]
 
 
@@ -413,8 +411,8 @@ def test_shared_blob_is_reported_for_each_image(layout: Layout, kind: str) -> No
     layout.flip(layer)
     actual = sha(layout.path(layer).read_bytes())
     assert verify(open_source(layout.root, kind)) == [
-        f"{REF}: layer {layer} : digest mismatch (content hashes to {actual})",
-        f"docker.io/library/app:2: layer {layer} : digest mismatch (content hashes to {actual})",
+        f"{REF}: layer {layer}: digest mismatch (content hashes to {actual})",
+        f"docker.io/library/app:2: layer {layer}: digest mismatch (content hashes to {actual})",
     ]
 
 
@@ -426,8 +424,8 @@ def test_every_problem_is_listed(layout: Layout) -> None:
     actual = sha(layer_tar({"b.txt": b"beta" * 100}))
     problems = verify(DirSource(layout.root), deep=True)
     assert problems == [
-        f"{REF}: layer {first} : blob missing",
-        f"{REF}: layer {second} : uncompressed content hashes to {actual}, "
+        f"{REF}: layer {first}: blob missing",
+        f"{REF}: layer {second}: uncompressed content hashes to {actual}, "
         f"rootfs.diff_ids[1] says {sha(b'y')}",
     ]
     with pytest.raises(VerificationFailed, match=r"^2 problems found: ") as info:
@@ -442,4 +440,4 @@ def test_unnamed_image_is_numbered(layout: Layout) -> None:
     layer = layer_digest(layout, desc)
     layout.flip(layer)
     (line,) = verify(DirSource(layout.root))
-    assert line.startswith(f"image 1: layer {layer} : digest mismatch")
+    assert line.startswith(f"image 1: layer {layer}: digest mismatch")

@@ -80,6 +80,7 @@ from ..errors import (
     UnsafePath,
     UnsupportedError,
 )
+from ..imageconfig import MAX_CONFIG_BYTES
 from ..imageset import ImageRecord
 from ..layers import BoundedTarInfo
 from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
@@ -100,7 +101,6 @@ __all__ = [
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 FORMATS = ("docker-archive", "docker-legacy", "oci-archive", "oci-layout")
 #: image configs larger than this are refused.
-MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_MEMBERS = 1_000_000
 MAX_NESTING = 8
 MAX_LINK_HOPS = 32

@@ -22,6 +22,7 @@ import io
 import os
 import re
 import secrets
+import stat
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,7 @@ from ..errors import ArchiveError, IntegrityError, UsageError
 __all__ = [
     "SplitReader",
     "SplitWriter",
+    "describe_file_kind",
     "open_split",
     "parse_size",
     "part_path",
@@ -115,6 +117,36 @@ def _checksum_path(base: Path) -> Path:
     return base.with_name(f"{base.name}.sha256")
 
 
+def describe_file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, for a message: ``a directory``, ``a fifo``..."""
+    for test, kind in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe (fifo)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _check_part_names(base: Path) -> None:
+    """Refuse when a name the split set will take (``OUT.000``..., ``OUT.sha256``) is held by
+    something a rename would destroy: a device, fifo, socket or directory."""
+    prefix = f"{base.name}."
+    names = [*base.parent.glob(f"{glob.escape(prefix)}[0-9][0-9][0-9]"), _checksum_path(base)]
+    for path in names:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise UsageError(f"cannot write {path}: it is {describe_file_kind(mode)}")
+
+
 def temp_name(final: Path) -> Path:
     """A hidden, unique temporary name in the same directory as ``final``."""
     return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
@@ -127,11 +159,14 @@ class SplitWriter:
     place, writes ``OUT.sha256`` and removes parts left over from an earlier,
     longer archive of the same name. :meth:`abort` (or leaving a ``with`` block
     by an exception) removes every temporary file and leaves no part behind.
+    A part name or ``OUT.sha256`` held by a device, fifo, socket or directory is
+    refused (UsageError) before anything is written.
     """
 
     def __init__(self, base: Path, part_size: int) -> None:
         if part_size < 1:
             raise UsageError("the split size must be at least one byte")
+        _check_part_names(base)
         self.base = base
         self.part_size = part_size
         self.parts: list[Path] = []

@@ -13,6 +13,11 @@ Outputs are written to a temporary name next to the target and renamed only
 once complete, so an interrupted run never leaves a half file under the final
 name (the data is not fsync'ed: the rename protects against a crash of sneaker,
 not against a power cut).
+
+Before any work, :func:`check_output_path` decides where an output named on the
+command line really goes (a symlink is followed to its file; a device, fifo,
+socket, directory or ``-`` is refused, since the rename would replace it), and
+:func:`refuse_overwriting_inputs` refuses an output that is one of the inputs.
 """
 
 from __future__ import annotations
@@ -20,18 +25,26 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ..digest import Digest
-from ..errors import IntegrityError
+from ..errors import IntegrityError, UsageError
 from ..imageset import BlobSource
 from ..model import Descriptor
-from .split import SplitWriter, preadinto, remove_split_set, temp_name
+from .split import (
+    SplitWriter,
+    describe_file_kind,
+    preadinto,
+    remove_split_set,
+    split_parts,
+    temp_name,
+)
 
 __all__ = [
     "BLOCK",
@@ -40,9 +53,11 @@ __all__ = [
     "TarWriter",
     "atomic_file",
     "blob_member",
+    "check_output_path",
     "copy_blob",
     "dump_json",
     "output_sink",
+    "refuse_overwriting_inputs",
     "temp_name",
 ]
 
@@ -123,6 +138,117 @@ class FileSink:
             count -= n
 
 
+def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
+    """Where the output named ``path`` is really written; refuse what cannot take it.
+
+    Every writer calls it before any work (``pull`` too, before downloading).
+    Writing goes through a temporary file renamed over the target, which would
+    replace whatever is there, so: ``-`` is refused (outputs are files, not
+    standard output); a symlink is followed to the file it names, which is
+    written (the link stays, nothing is said); an existing device, fifo, socket
+    or directory is refused. The directory to write in must exist and be
+    writable. With ``directory`` (an OCI layout directory, made with its parents
+    when missing) the target may be a directory and anything else existing is
+    refused; the target, or its nearest existing ancestor, must be writable.
+
+    Returns the path to write: ``path``, or the target its symlink resolves to.
+    Raises :class:`UsageError` ``cannot write OUT: ...``.
+    """
+    given = Path(path)
+    if str(path) == "-":
+        raise UsageError(
+            "cannot write -: sneaker writes its output to files, not to standard output",
+            hint="name a file with -o FILE",
+        )
+    target = given
+    if given.is_symlink():
+        target = Path(os.path.realpath(given))
+        if target.is_symlink():
+            raise UsageError(f"cannot write {given}: it is a symlink loop")
+    try:
+        mode: int | None = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None  # new (a parent that is no directory is named below)
+    except OSError as exc:
+        raise UsageError(f"cannot write {given}: {exc.strerror or exc}") from None
+    if mode is not None:
+        wanted = stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)
+        if not wanted:
+            raise UsageError(
+                f"cannot write {given}: it is {describe_file_kind(mode)}",
+                hint=None if directory else "name a regular file (or a new one) with -o",
+            )
+    parent = target.parent
+    if directory:
+        parent = target if mode is not None else _nearest_existing(target.absolute().parent)
+    if not parent.is_dir():
+        if parent.exists():
+            raise UsageError(f"cannot write {given}: {parent} is not a directory")
+        raise UsageError(f"cannot write {given}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {given}: directory {parent} is not writable")
+    return target
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _files_of(path: Path) -> list[Path]:
+    """``path``, and the parts and checksum file of a split set of that name."""
+    files = [path]
+    if not path.exists():
+        files.extend(split_parts(path) or [])
+        files.append(path.with_name(f"{path.name}.sha256"))
+    return files
+
+
+def refuse_overwriting_inputs(output: Path | str, inputs: Iterable[Path | str]) -> None:
+    """Refuse (UsageError) an ``output`` that would replace one of ``inputs`` while reading it.
+
+    An input is an archive (its split parts and ``.sha256`` count), an
+    inventory file or a layout directory. The output is refused when it is an
+    input (same resolved path, or same file), when the parts ``OUT.000``... or
+    ``OUT.sha256`` a split output writes would be one, or when it lies inside an
+    input directory. Call it before any work, with the output as given by ``-o``.
+    """
+    out = Path(os.path.realpath(output))
+    out_names = {out.name, f"{out.name}.sha256"}
+
+    def replaced_by_output(candidate: Path) -> bool:
+        real = Path(os.path.realpath(candidate))
+        if real == out:
+            return True
+        if real.parent == out.parent:
+            name = real.name
+            if name in out_names:
+                return True
+            suffix = name[len(out.name) + 1 :] if name.startswith(f"{out.name}.") else ""
+            if len(suffix) == 3 and suffix.isdigit():
+                return True
+        try:
+            return os.path.samefile(candidate, out)
+        except OSError:
+            return False
+
+    for source in inputs:
+        source = Path(source)
+        real = Path(os.path.realpath(source))
+        if real.is_dir() and real in out.parents:
+            raise UsageError(
+                f"cannot write {output}: it is inside the input {source}",
+                hint="write the output somewhere else",
+            )
+        for candidate in _files_of(source):
+            if (candidate.exists() or candidate.is_symlink()) and replaced_by_output(candidate):
+                raise UsageError(
+                    f"cannot write {output}: it would replace the input {source}",
+                    hint="write the output to another file",
+                )
+
+
 @contextmanager
 def atomic_file(out: Path) -> Iterator[FileSink]:
     """A :class:`FileSink` on a temporary file renamed to ``out`` when the block succeeds."""
@@ -147,8 +273,10 @@ def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[S
     the parts in order followed by ``out.sha256``. The new archive replaces
     whatever archive had that name, whole or split: writing ``out`` whole
     removes an earlier ``out.000``... set, writing it split removes an earlier
-    whole ``out``, so a reader never finds the old one first.
+    whole ``out``, so a reader never finds the old one first. ``out`` is checked first
+    (:func:`check_output_path`): a symlink is written through, a special file refused.
     """
+    out = check_output_path(out)
     if split is None:
         with atomic_file(out) as sink:
             yield sink

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -17,6 +18,12 @@ def _read_password_stdin() -> str:
     if not text:
         raise UsageError("--password-stdin: nothing was read from standard input")
     return text
+
+
+def _interactive() -> bool:
+    """Can the user be asked (a terminal on standard input)?"""
+    stdin = sys.stdin
+    return stdin is not None and stdin.isatty()
 
 
 def _current_username(registry: str) -> str | None:
@@ -83,6 +90,11 @@ def command(
             )
         password = _read_password_stdin()
     else:
+        if not _interactive():
+            raise UsageError(
+                "cannot prompt for credentials: standard input is not a terminal",
+                hint="pass --username USER --password-stdin",
+            )
         if not username:
             username = click.prompt("Username", default=_current_username(host), err=True)
         password = click.prompt("Password", hide_input=True, err=True)

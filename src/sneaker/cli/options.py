@@ -1,9 +1,9 @@
-"""Options shared by several verbs (registry access, platform, output, progress)."""
+"""Options shared by several verbs (registry access, mirrors, platform, output, progress)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,6 +14,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
     from ..selection import PlatformRequest
+    from ..settings import ClientFactory, RegistrySettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,17 +79,53 @@ def build_registry_options(
     from .. import __version__
     from ..registry.client import RegistryOptions
 
-    if insecure:
-        click.echo("warning: TLS certificate verification is disabled (--insecure)", err=True)
+    # --insecure warns once per registry, when its client is made (sneaker.registry.tls)
     return RegistryOptions(
         ca_cert=ca_cert,
         insecure=insecure,
+        insecure_source="--insecure" if insecure else "",
         plain_http=plain_http,
         username=username,
         password=password,
         retries=retries,
         user_agent=f"sneaker/{__version__}",
     )
+
+
+mirror_option = click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="[SOURCE=]MIRROR",
+    help="Try MIRROR (host[:port][/path], http:// for plain HTTP) before the registry: "
+    "for Docker Hub, or for SOURCE (a registry or registry/namespace). Repeatable; "
+    "tried before registries.conf and daemon.json mirrors.",
+)
+
+
+def load_registry_settings(mirrors: Sequence[str], plain_http: bool) -> RegistrySettings:
+    """registries.conf, daemon.json and ``--mirror``, read the same way for every verb.
+
+    Warnings about the files (unknown keys, ...) go to standard error.
+    """
+    from ..settings import load_settings
+
+    return load_settings(
+        mirrors=mirrors,
+        plain_http=plain_http,
+        warn=lambda message: click.echo(f"warning: {message}", err=True),
+    )
+
+
+def open_client_factory(options: RegistryOptions, mirrors: Sequence[str]) -> ClientFactory:
+    """The clients a reading verb uses: mirrors, insecure and blocked registries applied.
+
+    Call it only once the verb knows it will talk to a registry (a local archive needs
+    no settings); close the factory (``with``) when done.
+    """
+    from ..settings import make_client_factory
+
+    return make_client_factory(load_registry_settings(mirrors, options.plain_http), options)
 
 
 def parse_platform_option(value: str | None) -> PlatformRequest:

@@ -10,6 +10,8 @@ import click
 from .options import (
     build_registry_options,
     json_option,
+    mirror_option,
+    open_client_factory,
     parse_platform_option,
     platform_option,
     quiet_option,
@@ -46,6 +48,7 @@ from_option = click.option(
 @from_option
 @platform_option
 @registry_options
+@mirror_option
 @quiet_option
 @json_option
 def command(
@@ -60,6 +63,7 @@ def command(
     username: str | None,
     password_stdin: bool,
     retries: int,
+    mirrors: tuple[str, ...],
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -69,6 +73,10 @@ def command(
     SHA256SUMS, plan.json and fetch.sh, a POSIX shell script that fetches every
     blob with curl alone. Bring the filled directory back and run
     `sneaker assemble DIR -o OUT`.
+
+    Registry settings apply as for pull (registries.conf, daemon.json, --mirror);
+    an image resolved through a mirror gets the mirror's URLs in urls.txt and
+    fetch.sh, while plan.json keeps the image's own name.
     """
     from ..digest import Digest
     from ..imagelist import collect_images
@@ -79,15 +87,18 @@ def command(
     options = build_registry_options(
         ca_cert, insecure, plain_http, username, password_stdin, retries
     )
+    request = parse_platform_option(platform)
     progress = choose_progress(quiet or as_json)
     try:
-        result = plan(
-            references,
-            output,
-            platform=parse_platform_option(platform),
-            options=options,
-            progress=progress,
-        )
+        with open_client_factory(options, mirrors) as factory:
+            result = plan(
+                references,
+                output,
+                platform=request,
+                options=options,
+                progress=progress,
+                client_factory=factory,
+            )
     finally:
         progress.close()
     plan_digest = Digest.of_bytes((result.output / PLAN_FILE).read_bytes())
@@ -98,12 +109,15 @@ def command(
         return
     click.echo(
         f"wrote plan {result.output}: {len(result.images)} image(s), "
-        f"{result.blob_count} blobs ({human_size(result.blob_size)}) to fetch"
+        f"{result.fetch_count} blob{'' if result.fetch_count == 1 else 's'} "
+        f"({human_size(result.fetch_size)}) to fetch "
+        f"({result.config_count} already in the plan)"
     )
     for image in result.images:
         platforms = ",".join(str(p) for p in image.platforms) or "unknown platform"
         note = " (index rewritten)" if image.record.rewritten else ""
-        click.echo(f"  {image.reference} {platforms} {image.record.root.digest}{note}")
+        via = f" (from {image.fetch_from})" if image.fetch_from is not None else ""
+        click.echo(f"  {image.reference} {platforms} {image.record.root.digest}{note}{via}")
     click.echo(f"plan digest: {plan_digest}")
     click.echo(f"next: sh {result.output / 'fetch.sh'}  (curl only), then")
-    click.echo(f"      sneaker assemble {result.output} -o images.tar --plan-digest {plan_digest}")
+    click.echo(f"      {result.assemble_command(plan_digest)}")

@@ -10,6 +10,8 @@ import click
 from .options import (
     build_registry_options,
     json_option,
+    load_registry_settings,
+    mirror_option,
     parse_platform_option,
     parse_split_option,
     platform_option,
@@ -68,15 +70,7 @@ from .plan import from_option, images_file_option
 @click.option("--no-cache", is_flag=True, help="Do not read or fill the blob cache.")
 @split_option
 @registry_options
-@click.option(
-    "--mirror",
-    "mirrors",
-    multiple=True,
-    metavar="[SOURCE=]MIRROR",
-    help="Try MIRROR (host[:port][/path], http:// for plain HTTP) before the registry: "
-    "for Docker Hub, or for SOURCE (a registry or registry/namespace). Repeatable; "
-    "tried before registries.conf and daemon.json mirrors.",
-)
+@mirror_option
 @quiet_option
 @json_option
 def command(
@@ -108,11 +102,11 @@ def command(
     With --since or --have the archive is a delta: an OCI archive without the
     layers the other side has; `sneaker push` it onto a registry that holds them.
     """
+    from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
     from ..imagelist import collect_images
     from ..inventory import load_base
     from ..progress import choose_progress
-    from ..settings import load_settings
     from ..verbs.pull import pull
 
     if password_stdin and any(str(f) == "-" for f in images_files):
@@ -121,21 +115,12 @@ def command(
             hint="put the image list in a file, or the password in docker's config "
             "(sneaker login)",
         )
-    if output is not None and any(
-        Path(output).resolve() == Path(old).resolve() for old in since
-    ):
-        raise UsageError(
-            f"-o {output} is the --since archive: writing the delta there would destroy its base",
-            hint="give the delta another name",
-        )
+    if output is not None:
+        refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
     options = build_registry_options(
         ca_cert, insecure, plain_http, username, password_stdin, retries
     )
-    settings = load_settings(
-        mirrors=mirrors,
-        plain_http=plain_http,
-        warn=lambda message: click.echo(f"warning: {message}", err=True),
-    )
+    settings = load_registry_settings(mirrors, plain_http)
     base = load_base(since, have)
     progress = choose_progress(quiet or as_json)
     try:

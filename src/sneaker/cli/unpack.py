@@ -10,6 +10,8 @@ import click
 from .options import (
     build_registry_options,
     json_option,
+    mirror_option,
+    open_client_factory,
     quiet_option,
     registry_options,
 )
@@ -17,7 +19,7 @@ from .options import (
 
 @click.command("unpack")
 @click.argument("source")
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--platform",
     metavar="OS/ARCH[/VARIANT]",
@@ -31,6 +33,7 @@ from .options import (
     help="Blob cache for a remote SOURCE.",
 )
 @registry_options
+@mirror_option
 @quiet_option
 @json_option
 def command(
@@ -46,6 +49,7 @@ def command(
     username: str | None,
     password_stdin: bool,
     retries: int,
+    mirrors: tuple[str, ...],
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -57,8 +61,9 @@ def command(
     from ..platform import parse_platform
     from ..progress import choose_progress
     from ..verbs.inspect import _looks_like_path
-    from ..verbs.unpack import unpack, unpack_remote
+    from ..verbs.unpack import check_dest, unpack, unpack_remote
 
+    check_dest(dest)  # before reading or downloading anything
     wanted = parse_platform(platform) if platform else None
 
     def warn(text: str) -> None:
@@ -83,16 +88,18 @@ def command(
             options = build_registry_options(
                 ca_cert, insecure, plain_http, username, password_stdin, retries
             )
-            result = unpack_remote(
-                source,
-                dest,
-                platform=wanted,
-                options=options,
-                cache_dir=cache_dir,
-                force=force,
-                progress=progress,
-                warn=warn,
-            )
+            with open_client_factory(options, mirrors) as factory:
+                result = unpack_remote(
+                    source,
+                    dest,
+                    platform=wanted,
+                    options=options,
+                    cache_dir=cache_dir,
+                    force=force,
+                    progress=progress,
+                    warn=warn,
+                    client_factory=factory,
+                )
     finally:
         progress.close()
     if as_json:

@@ -22,7 +22,8 @@ from .options import json_option, quiet_option
 def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
     """Check ARCHIVE (any archive or layout sneaker reads, or a split set by its base name).
 
-    Lists every problem found and exits non-zero (7) if there is any.
+    Lists every problem found and exits 7 if there is any; an archive that
+    cannot be read at all (not an archive, hostile, incomplete) exits 8.
     """
     from ..errors import VerificationFailed
     from ..progress import choose_progress
@@ -41,7 +42,11 @@ def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
         if not as_json:
             for line in problems:
                 click.echo(f"problem: {line}")
-        raise VerificationFailed(problems)
+        failed = VerificationFailed(problems)
+        # the lines above list them: the error line only counts them
+        noun = "problem" if len(problems) == 1 else "problems"
+        failed.message = f"{len(problems)} {noun} found in {archive}"
+        raise failed
     if not as_json:
         click.echo(
             f"{archive}: all digests, sizes and links check out"

@@ -579,6 +579,14 @@ class RegistryClient:
         sent = self._send("GET", self._url("/v2/"), (), subject)
         release(sent.response)
 
+    def check_reachable(self) -> None:
+        """Check that the registry answers at all (any HTTP status, credentials unchecked).
+
+        One ``GET /v2/``, retried as any request; raises :class:`NetworkError` (or
+        :class:`TLSError`) when the registry cannot be reached, before a long job starts.
+        """
+        release(self.transport.send(Request("GET", self._url("/v2/"))).response)
+
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..errors import UsageError
 
-__all__ = ["DEFAULT_OPTIONS", "RegistryOptions"]
+__all__ = ["DEFAULT_OPTIONS", "RegistryOptions", "check_explicit_credentials"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class RegistryOptions:
     registries fall back to http by themselves when https fails to connect).
     ``docker_config`` is the directory holding ``config.json``; ``certs_dir``
     replaces docker's ``certs.d`` base directories. The password never prints.
+    ``insecure_source`` says what asked for ``insecure`` (``--insecure``, or the
+    settings file and line), for the warning that verification is off.
     """
 
     ca_cert: Path | None = None
@@ -30,7 +34,26 @@ class RegistryOptions:
     timeout: float = 60.0
     retries: int = 5
     user_agent: str = f"sneaker/{__version__}"
+    insecure_source: str = ""
 
 
 #: ``RegistryOptions()``, shared as a default argument (it is frozen).
 DEFAULT_OPTIONS = RegistryOptions()
+
+
+def check_explicit_credentials(options: RegistryOptions | None, registries: Iterable[str]) -> None:
+    """Refuse ``--username``/``--password`` for a command that names several registries.
+
+    Explicit credentials would otherwise go to each of them: a password belongs to one
+    registry. Stored credentials (``sneaker login``, config.json) are per registry already.
+    """
+    if options is None or (options.username is None and options.password is None):
+        return
+    named = sorted(set(registries))
+    if len(named) > 1:
+        raise UsageError(
+            f"--username names one registry's account, and these images come from "
+            f"{len(named)}: {', '.join(named)}",
+            hint="pull from one registry at a time, or store each registry's credentials "
+            "with 'sneaker login REGISTRY'",
+        )

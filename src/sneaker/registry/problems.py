@@ -80,7 +80,7 @@ def parse_error_body(body: bytes) -> tuple[tuple[str, ...], str]:
 
 
 def _login_hint(registry: str) -> str:
-    return f"run 'sneaker login {registry}' or pass --username and --password"
+    return f"run 'sneaker login {registry}' or pass --username with --password-stdin"
 
 
 def raise_for_status(

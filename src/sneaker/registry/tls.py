@@ -36,13 +36,18 @@ class InsecureWarning(UserWarning):
     """TLS verification is off for a registry."""
 
 
-def warn_insecure(host: str) -> None:
-    """Warn once per host and process that certificates are not verified."""
+def warn_insecure(host: str, source: str = "") -> None:
+    """Warn once per host and process that certificates are not verified.
+
+    ``source`` says what asked for it (``--insecure``, ``FILE, line N``). The CLI
+    shows the warning as one ``warning:`` line (:mod:`sneaker.cli.render`).
+    """
     if host in _warned:
         return
     _warned.add(host)
     warnings.warn(
-        f"TLS certificate verification is disabled for {host} (--insecure)",
+        f"TLS certificate verification is disabled for {host}"
+        + (f" (from {source})" if source else ""),
         InsecureWarning,
         stacklevel=3,
     )

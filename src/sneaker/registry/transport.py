@@ -7,7 +7,9 @@
   but never when the certificate is refused or the server answers with a TLS
   alert (it speaks TLS: a missing client certificate, say); ``plain_http`` means http.
 * Retries with capped exponential backoff and jitter for connection errors,
-  timeouts, 502/503/504 and 429 (honouring ``Retry-After``).
+  timeouts, 502/503/504 and 429 (honouring ``Retry-After``). A host that could
+  not be connected to after all of them is not tried again by this transport:
+  the other threads (and later requests) get the same error at once.
 * Redirects are followed here, by hand (at most 10), dropping ``Authorization``
   as soon as the host changes: presigned storage URLs refuse it, and a token
   must never reach another host.
@@ -28,14 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
-    InsecureRequestWarning,
     NameResolutionError,
     NewConnectionError,
     ProtocolError,
@@ -52,6 +53,9 @@ from .proxy import proxy_for
 from .redact import redact_url
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 from .tls import build_ssl_context, warn_insecure
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 __all__ = ["MAX_REDIRECTS", "Sent", "Transport", "describe_exception", "read_capped", "release"]
 
@@ -213,6 +217,19 @@ def _tls_alert(exc: BaseException) -> str | None:
     return None
 
 
+class _UnverifiedHTTPSPool(urllib3.HTTPSConnectionPool):
+    """HTTPS to a registry whose certificate is deliberately not checked (``insecure``).
+
+    sneaker has said so once for the registry (:func:`~sneaker.registry.tls.warn_insecure`):
+    urllib3's InsecureRequestWarning on every request is left out here, rather than
+    turned off for the whole process.
+    """
+
+    def _validate_conn(self, conn: BaseHTTPConnection) -> None:
+        if conn.is_closed:
+            conn.connect()  # early, as urllib3 does, so a TLS failure shows here
+
+
 class Transport:
     """HTTP to one registry host (``host[:port]``, the API host) and wherever it redirects."""
 
@@ -233,20 +250,20 @@ class Transport:
         self._policy = RetryPolicy(retries=max(0, options.retries))
         self._timeout = urllib3.Timeout(connect=options.timeout, read=options.timeout)
         self._lock = threading.Lock()
-        self._pools: dict[tuple[bool, str | None], urllib3.PoolManager] = {}
+        self._pools: dict[tuple[bool, str | None, bool], urllib3.PoolManager] = {}
+        #: host -> the error its last round of connection retries ended with
+        self._unreachable: dict[str, NetworkError] = {}
+        self._hop = threading.local()  # .host: where this thread's last hop went
         self.loopback = is_loopback_host(self.host)
         # None: not decided yet (a loopback registry may turn out to speak http).
         self._scheme: str | None = "http" if options.plain_http else None
         if self._scheme is None and not self.loopback:
             self._scheme = "https"
-        certs_dirs = [options.certs_dir] if options.certs_dir is not None else None
-        self._registry_ssl = build_ssl_context(
-            self.host, ca_cert=options.ca_cert, certs_dirs=certs_dirs, insecure=options.insecure
-        )
-        self._other_ssl = build_ssl_context(self.host, ca_cert=options.ca_cert, certs_dirs=[])
+        # TLS contexts are built on first https use: loading the trust store costs tens
+        # of milliseconds that a plain-http loopback registry never needs
+        self._ssl_contexts: dict[bool, ssl.SSLContext] = {}
         if options.insecure:
-            warn_insecure(self.host)
-            urllib3.disable_warnings(InsecureRequestWarning)
+            warn_insecure(self.host, options.insecure_source)
 
     # -- URLs -----------------------------------------------------------------------------
 
@@ -271,28 +288,53 @@ class Transport:
 
     # -- pools ----------------------------------------------------------------------------
 
+    def _ssl_context(self, registry: bool) -> ssl.SSLContext:
+        """The registry's context (CA, certs.d client certificates, insecure) or, for
+        other hosts (token realms, redirect targets), one with only the CA options."""
+        context = self._ssl_contexts.get(registry)
+        if context is None:
+            options = self.options
+            if registry:
+                certs_dirs = [options.certs_dir] if options.certs_dir is not None else None
+                context = build_ssl_context(
+                    self.host,
+                    ca_cert=options.ca_cert,
+                    certs_dirs=certs_dirs,
+                    insecure=options.insecure,
+                )
+            else:
+                context = build_ssl_context(self.host, ca_cert=options.ca_cert, certs_dirs=[])
+            self._ssl_contexts[registry] = context
+        return context
+
     def _pool(self, url: str) -> urllib3.PoolManager:
         registry = self.is_registry_url(url)
         proxy = proxy_for(url, self._env)
-        key = (registry, proxy)
+        https = url.startswith("https:") or proxy is not None
+        key = (registry, proxy, https)
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
                 insecure = registry and self.options.insecure
+                # only TLS keywords that urllib3 drops for http:// pools (not assert_hostname:
+                # an http pool fails on it); the insecure context checks no host name anyway
                 kwargs: dict[str, Any] = {
                     "num_pools": 8,
                     "maxsize": POOL_MAXSIZE,
                     "block": False,
-                    "ssl_context": self._registry_ssl if registry else self._other_ssl,
+                    "ssl_context": self._ssl_context(registry) if https else None,
                     "cert_reqs": "CERT_NONE" if insecure else "CERT_REQUIRED",
                     "blocksize": _BLOCKSIZE,
                 }
-                if insecure:
-                    kwargs["assert_hostname"] = False
                 if proxy is not None:
                     pool = urllib3.ProxyManager(proxy, **kwargs)
                 else:
                     pool = urllib3.PoolManager(**kwargs)
+                if insecure:
+                    pool.pool_classes_by_scheme = {
+                        **pool.pool_classes_by_scheme,
+                        "https": _UnverifiedHTTPSPool,
+                    }
                 self._pools[key] = pool
             return pool
 
@@ -307,6 +349,12 @@ class Transport:
     def _open(
         self, method: str, url: str, headers: Mapping[str, str], body: Body
     ) -> urllib3.BaseHTTPResponse:
+        host = self._host_of(url)
+        with self._lock:
+            known = self._unreachable.get(host)
+        if known is not None:  # a whole round of retries failed to connect there already
+            raise NetworkError(known.message, hint=known.hint)
+        self._hop.host = host
         all_headers = {"User-Agent": self.options.user_agent, **headers}
         return self._pool(url).urlopen(
             method,
@@ -404,6 +452,7 @@ class Transport:
         replayable = request.method in _REPLAYABLE
         attempt = 0
         while True:
+            unreachable = False
             try:
                 sent = self._send_following_redirects(request, rewinder)
             except SSLError as exc:
@@ -423,9 +472,9 @@ class Transport:
                 error: Exception = exc
                 reason = f"cannot reach {self._host_of(request.url)} through the proxy: "
                 reason += describe_exception(exc)
-                safe = True
+                safe = unreachable = True
             except (NewConnectionError, ConnectTimeoutError) as exc:
-                error, safe = exc, True
+                error, safe, unreachable = exc, True, True
                 reason = f"cannot connect to {self._host_of(request.url)}: "
                 reason += describe_exception(exc)
                 if self.is_registry_url(request.url) and self._scheme is None:
@@ -459,10 +508,11 @@ class Transport:
             delay = self._policy.delay_for(attempt, None) if safe else None
             if delay is None or not rewinder.rewind():
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                raise NetworkError(
-                    f"{reason}{tries}",
-                    hint=self._network_hint(reason),
-                ) from error
+                failure = NetworkError(f"{reason}{tries}", hint=self._network_hint(reason))
+                if unreachable and delay is None:
+                    with self._lock:
+                        self._unreachable.setdefault(self._hop.host, failure)
+                raise failure from error
             log.info("%s: %s; retrying in %.1f s", self.host, reason, delay)
             self._sleep(delay)
             attempt += 1

@@ -16,6 +16,12 @@ host or ``host/namespace`` prefix). ``MIRROR`` is ``host[:port][/path]``; with
 Mirrors are tried in this order: command line, registries.conf, daemon.json; the
 origin (or its registries.conf ``location``) comes last. An image keeps its
 original name whichever endpoint served it.
+
+Every verb that reads from a registry (pull, plan, inspect, unpack) reads through
+:func:`make_client_factory` (or :func:`client_factory_for`, which loads the
+settings when none are given). Pushing (:meth:`RegistrySettings.target_endpoint`,
+``make_client_factory(..., push=True)``) goes to the named registry itself, never
+to a mirror or a ``location``; ``blocked`` and ``insecure`` apply to it too.
 """
 
 from __future__ import annotations
@@ -42,11 +48,14 @@ from .registries_conf import (
 )
 
 __all__ = [
+    "ClientFactory",
     "Endpoint",
     "FlagMirror",
     "RegistrySettings",
     "ResolvedEndpoints",
+    "client_factory_for",
     "load_settings",
+    "make_client_factory",
     "parse_mirror_flag",
 ]
 
@@ -179,11 +188,7 @@ class RegistrySettings:
                 for m in self.daemon_json.mirrors
             )
         endpoints = [
-            replace(
-                e,
-                insecure=e.insecure or self.daemon_json.is_insecure(e.registry),
-                plain_http=e.plain_http or self.plain_http,
-            )
+            replace(self._insecure_by_daemon_json(e), plain_http=e.plain_http or self.plain_http)
             for e in [*mirrors, origin]
         ]
         origin_key = (endpoints[-1].registry, endpoints[-1].path_from, endpoints[-1].path_to)
@@ -194,13 +199,39 @@ class RegistrySettings:
         full = join_location(host, path)
         return ResolvedEndpoints(full, (*_dedupe(mirror_list), endpoints[-1]), blocked_by)
 
+    def target_endpoint(self, name: str) -> Endpoint:
+        """Where a push to ``name`` (``host`` or ``host/repository``) goes.
+
+        Always ``name``'s own registry: mirrors and ``location`` rewrites are for
+        reading. ``insecure`` (registries.conf for the longest matching prefix,
+        daemon.json's insecure-registries) and ``--plain-http`` apply. Blocks are
+        not checked here: call :meth:`check_blocked` for each repository first.
+        """
+        host, path = split_name(name)
+        entry = self.registries_conf.find(host, path)
+        insecure = entry is not None and entry.insecure
+        endpoint = Endpoint(
+            host,
+            insecure=insecure,
+            plain_http=self.plain_http,
+            source=entry.where if entry is not None else "",
+            insecure_source=entry.where if entry is not None and insecure else "",
+        )
+        return self._insecure_by_daemon_json(endpoint)
+
+    def _insecure_by_daemon_json(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint``, made insecure (saying where) when daemon.json lists its host."""
+        if endpoint.insecure or not self.daemon_json.is_insecure(endpoint.registry):
+            return endpoint
+        return replace(endpoint, insecure=True, insecure_source=self.daemon_json.insecure_where)
+
     def check_blocked(self, name: str) -> None:
         """Raise :class:`RegistryBlocked` naming the file when a settings file blocks ``name``."""
         resolved = self.for_registry(name)
         if resolved.blocked_by is not None:
             raise RegistryBlocked(
                 f"{resolved.name} is blocked by {resolved.blocked_by} (blocked = true)",
-                hint="pull from another registry, or change that setting",
+                hint="use another registry, or change that setting",
             )
 
 
@@ -245,3 +276,7 @@ def load_settings(
     for message in settings.notes:
         log.info("%s", message)
     return settings
+
+
+# the clients that read (and write) through these settings; imported last: they use the above
+from .mirrors import ClientFactory, client_factory_for, make_client_factory  # noqa: E402

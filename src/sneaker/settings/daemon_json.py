@@ -91,6 +91,8 @@ class DaemonJson:
     insecure_hosts: frozenset[str] = frozenset()
     insecure_networks: tuple[IPNetwork, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: ``FILE, line N`` of ``insecure-registries``, for the warning that verification is off
+    insecure_where: str = ""
     _resolved: dict[str, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def is_insecure(self, host: str) -> bool:
@@ -239,6 +241,7 @@ def parse_daemon_json(text: str, path: Path | str) -> DaemonJson:
         insecure_hosts=frozenset(hosts),
         insecure_networks=tuple(networks),
         warnings=tuple(warnings),
+        insecure_where=insecure_where,
     )
 
 

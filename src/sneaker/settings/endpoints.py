@@ -95,7 +95,8 @@ class Endpoint:
     matched prefix's path) is replaced by ``path_to`` (the location's path).
     ``insecure`` allows TLS without verification and plain HTTP (registries.conf
     and daemon.json ``insecure``); ``plain_http`` allows plain HTTP only.
-    ``source`` says which file or flag configured it, for messages.
+    ``source`` says which file or flag configured it, for messages;
+    ``insecure_source`` which file (and line) made it ``insecure``.
     """
 
     registry: str
@@ -106,6 +107,7 @@ class Endpoint:
     path_to: str = ""
     pull_from: PullFrom = "all"
     source: str = ""
+    insecure_source: str = ""
 
     def repository_for(self, repository: str) -> str:
         if self.path_from:

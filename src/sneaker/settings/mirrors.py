@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ClientFactory",
     "MirroringClient",
+    "client_factory_for",
     "endpoint_options",
     "make_client_factory",
     "open_endpoint_client",
@@ -76,8 +78,8 @@ def endpoint_options(
         opts = replace(opts, retries=min(opts.retries, MIRROR_RETRIES))
     if endpoint.plain_http:
         opts = replace(opts, plain_http=True)
-    if endpoint.insecure:
-        opts = replace(opts, insecure=True)
+    if endpoint.insecure and not opts.insecure:  # a given --insecure stays the one named
+        opts = replace(opts, insecure=True, insecure_source=endpoint.insecure_source)
     return opts
 
 
@@ -137,6 +139,8 @@ class MirroringClient:
         self._client_locks: dict[Endpoint, threading.Lock] = {}
         self._resolved: dict[str, ResolvedEndpoints] = {}
         self._down: dict[tuple[str, bool], str] = {}
+        #: (repository, tag or digest) -> the endpoint whose answer about that manifest was used
+        self._manifest_sources: dict[tuple[str, str], Endpoint] = {}
         #: (repository, what, endpoint) for every answer a mirror gave (for tests and --debug)
         self.served_by_mirror: list[tuple[str, str, str]] = []
 
@@ -207,6 +211,9 @@ class MirroringClient:
             if not last and absent(result):
                 log.info("mirror %s has no %s", endpoint.describe(repository), what)
                 continue
+            if identifier is not None:  # a manifest: remember who answered (see source_for)
+                with self._lock:
+                    self._manifest_sources[(repository, identifier)] = endpoint
             if endpoint.mirror:
                 where = endpoint.describe(repository)
                 log.info("%s of %s/%s from mirror %s", what, self.registry, repository, where)
@@ -262,6 +269,28 @@ class MirroringClient:
             absent=lambda size: size is None,
         )
 
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """The tags of ``repository`` from the first endpoint that lists them."""
+        return self._attempt(
+            repository,
+            None,
+            "tags",
+            lambda client, repo: client.list_tags(repo, page_size=page_size),
+        )
+
+    def source_for(self, repository: str, identifier: str) -> tuple[RegistryClient, str, Endpoint]:
+        """The client, repository path there, and endpoint that served manifest ``identifier``.
+
+        After ``get_manifest(repository, identifier)`` (what :func:`sneaker.remote.resolve`
+        asks first) this is the endpoint whose answer was used, a mirror or the origin;
+        for a manifest not asked for yet, the origin. ``plan`` writes blob URLs of it.
+        """
+        with self._lock:
+            endpoint = self._manifest_sources.get((repository, identifier))
+        if endpoint is None:
+            endpoint = self.endpoints(repository).origin
+        return self._client(endpoint), endpoint.repository_for(repository), endpoint
+
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -286,12 +315,17 @@ class MirroringClient:
 
 
 class ClientFactory:
-    """``factory(registry)`` -> the client ``pull`` reads ``registry`` through (one per name).
+    """``factory(registry)`` -> the client a verb reads ``registry`` through (one per name).
 
     A registry no setting mentions gets a plain :class:`RegistryClient` (with the
     insecure/plain-http flags that apply); one with mirrors, rewrites or blocks
     gets a :class:`MirroringClient`, which refuses a blocked name (RegistryBlocked) on
     its first request.
+
+    With ``push`` every registry gets a plain :class:`RegistryClient` for
+    :meth:`RegistrySettings.target_endpoint`: no mirror, no ``location``, the
+    ``insecure`` settings applied. Blocks are the caller's to check then
+    (:meth:`RegistrySettings.check_blocked`, per repository, before any request).
     Close the factory (or use it as a context manager) to close every client.
     """
 
@@ -301,11 +335,13 @@ class ClientFactory:
         options: RegistryOptions | None = None,
         *,
         env: Mapping[str, str] | None = None,
+        push: bool = False,
     ) -> None:
         from ..registry.options import DEFAULT_OPTIONS
 
         self.settings = settings
         self.options = options or DEFAULT_OPTIONS
+        self.push = push
         self._env = env
         self._lock = threading.Lock()
         self._clients: dict[str, RegistryClient | MirroringClient] = {}
@@ -315,7 +351,10 @@ class ClientFactory:
         with self._lock:
             client = self._clients.get(host)
             if client is None:
-                if self.settings.has_rules_for(host):
+                if self.push:
+                    target = self.settings.target_endpoint(host)
+                    client = open_endpoint_client(target, self.options, host, self._env)
+                elif self.settings.has_rules_for(host):
                     client = MirroringClient(host, self.settings, self.options, env=self._env)
                 else:
                     origin = self.settings.for_registry(host).origin
@@ -347,6 +386,32 @@ def make_client_factory(
     options: RegistryOptions | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    push: bool = False,
 ) -> ClientFactory:
-    """A :class:`ClientFactory` for ``settings``; pass it as ``pull(client_factory=...)``."""
-    return ClientFactory(settings, options, env=env)
+    """A :class:`ClientFactory` for ``settings``; pass it as ``pull(client_factory=...)``.
+
+    ``push``: clients for writing to the named registries (see :class:`ClientFactory`).
+    """
+    return ClientFactory(settings, options, env=env, push=push)
+
+
+@contextmanager
+def client_factory_for(
+    options: RegistryOptions | None = None,
+    settings: RegistrySettings | None = None,
+    client_factory: Callable[[str], RegistryClient] | None = None,
+) -> Iterator[Callable[[str], RegistryClient]]:
+    """The factory a reading verb uses: ``client_factory`` when given, else one for
+    ``settings`` (default: :func:`sneaker.settings.load_settings` with ``options``'
+    plain-http), closed on exit. One place, so every verb honours the same settings.
+    """
+    if client_factory is not None:
+        yield client_factory
+        return
+    from ..registry.options import DEFAULT_OPTIONS
+    from . import load_settings
+
+    opts = options or DEFAULT_OPTIONS
+    chosen = settings if settings is not None else load_settings(plain_http=opts.plain_http)
+    with make_client_factory(chosen, opts) as factory:
+        yield factory

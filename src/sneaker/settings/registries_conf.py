@@ -131,14 +131,18 @@ class RegistryEntry:
 
     def origin(self, host: str, *, insecure: bool) -> Endpoint:
         """The endpoint the prefix-rooted namespace really lives at (``location``)."""
+        said = self.where if self.insecure else ""
         if self.wildcard or self.location_host is None:
-            return Endpoint(host, insecure=insecure or self.insecure, source=self.where)
+            return Endpoint(
+                host, insecure=insecure or self.insecure, source=self.where, insecure_source=said
+            )
         return Endpoint(
             self.location_host,
             insecure=insecure or self.insecure,
             path_from=self.prefix_path,
             path_to=self.location_path,
             source=self.where,
+            insecure_source=said,
         )
 
     def mirror_endpoints(self) -> tuple[Endpoint, ...]:
@@ -151,6 +155,7 @@ class RegistryEntry:
                 path_to=m.path,
                 pull_from=m.pull_from,
                 source=m.where,
+                insecure_source=m.where if m.insecure else "",
             )
             for m in self.mirrors
         )

@@ -1,6 +1,7 @@
 """``inspect``: what an image or archive holds, without downloading layers.
 
-Works on a remote reference (manifests and configs only) and on every
+Works on a remote reference (manifests and configs only; read through the
+registry settings, mirrors included: :mod:`sneaker.settings`) and on every
 archive :func:`sneaker.archive.open_archive` reads.
 """
 
@@ -14,18 +15,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..digest import Digest
-from ..errors import ManifestInvalid
+from ..errors import ArchiveError, ManifestInvalid, NotFound, SneakerError
+from ..imageconfig import MAX_CONFIG_BYTES
 from ..imageset import ImageRecord
 from ..model import Descriptor, Index, Manifest
 from ..reference import Reference, parse_reference
 from ..selection import PlatformRequest
 
 if TYPE_CHECKING:
-    from ..registry.client import RegistryOptions
+    from ..delta import DeltaMarker
+    from ..registry.client import RegistryClient, RegistryOptions
+    from ..settings import RegistrySettings
 
 __all__ = ["ImageReport", "InspectReport", "ManifestReport", "inspect"]
 
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
+#: tags named in the hint when a tag is not found
+TAG_HINT_LIMIT = 10
+LEGACY_NOTE = (
+    "a docker save from before docker 25: its layers are stored uncompressed and push "
+    "gzips them, so the pushed image's digest will differ from the one shown here"
+)
 
 
 @dataclass(frozen=True)
@@ -81,11 +90,23 @@ class InspectReport:
     source: str
     kind: str  # "remote", or the archive format
     images: list[ImageReport] = field(default_factory=list)
+    #: something to know before pushing (docker-legacy archives), else None
+    note: str | None = None
+    #: the marker of a delta archive (layers left out), else None
+    delta: DeltaMarker | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "kind": self.kind,
+            "note": self.note,
+            "delta": None
+            if self.delta is None
+            else {
+                "base": list(self.delta.base),
+                "omitted": len(self.delta.omitted),
+                "omitted_size": self.delta.omitted_size,
+            },
             "images": [i.to_json() for i in self.images],
         }
 
@@ -166,36 +187,94 @@ def report_record(record: ImageRecord, read_config: ConfigReader) -> ImageReport
     )
 
 
+_PATH_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
+
+
 def _looks_like_path(target: str) -> bool:
-    path = Path(target)
-    return path.exists() or Path(f"{target}.000").exists() or target.endswith((".tar", "/"))
+    """Is ``target`` a path? Yes when it exists or is written as one.
+
+    Written as one: ``./x``, ``../x``, ``/x``, ``~/x``, ``x.tar``, ``x/``. Anything
+    else is an image reference.
+    """
+    if target in (".", "..") or target.startswith(_PATH_PREFIXES):
+        return True
+    if target.endswith((".tar", "/")):
+        return True
+    return Path(target).exists() or Path(f"{target}.000").exists()
 
 
-def inspect(target: str | Path, *, options: RegistryOptions | None = None) -> InspectReport:
-    """Describe an archive (by path) or a remote image (by reference)."""
+def inspect(
+    target: str | Path,
+    *,
+    options: RegistryOptions | None = None,
+    settings: RegistrySettings | None = None,
+    client_factory: Callable[[str], RegistryClient] | None = None,
+) -> InspectReport:
+    """Describe an archive (by path) or a remote image (by reference).
+
+    A remote image is read through ``client_factory`` (default: one for ``settings``,
+    which default to :func:`sneaker.settings.load_settings`), so mirrors, insecure
+    and blocked registries apply as they do for ``pull``.
+    """
     if isinstance(target, Path) or _looks_like_path(target):
-        from ..archive import open_archive
+        return _inspect_archive(target)
+    from ..settings import client_factory_for
 
-        with open_archive(Path(target), allow_delta=True) as archive:
-            reader = _read_limited(archive.open_blob)
-            report = InspectReport(str(target), archive.format)
-            report.images = [report_record(r, reader) for r in archive.records]
-            return report
-    return _inspect_remote(parse_reference(target), options)
+    ref = parse_reference(target)
+    with client_factory_for(options, settings, client_factory) as factory:
+        return _inspect_remote(ref, factory(ref.registry))
 
 
-def _inspect_remote(ref: Reference, options: RegistryOptions | None) -> InspectReport:
-    from ..registry.client import RegistryClient, RegistryOptions
+def _inspect_archive(target: str | Path) -> InspectReport:
+    from ..archive import open_archive
+
+    path = Path(target).expanduser()
+    if not path.exists() and not Path(f"{path}.000").exists():
+        raise ArchiveError(
+            f"no such file or directory: {target}",
+            hint="check the path; a split archive is opened by its base name (x.tar for "
+            "x.tar.000, x.tar.001, ...)",
+        )
+    with open_archive(path, allow_delta=True) as archive:
+        reader = _read_limited(archive.open_blob)
+        report = InspectReport(str(target), archive.format, delta=archive.delta)
+        if archive.format == "docker-legacy":
+            report.note = LEGACY_NOTE
+        report.images = [report_record(r, reader) for r in archive.records]
+        return report
+
+
+def _tags_hint(client: RegistryClient, repository: str) -> str | None:
+    """``the repository's tags: a, b, ... (N in all)`` or None when they cannot be listed."""
+    try:
+        tags = client.list_tags(repository)
+    except SneakerError:
+        return None
+    if not tags:
+        return None
+    shown = ", ".join(sorted(tags)[:TAG_HINT_LIMIT])
+    more = f" ({len(tags)} in all)" if len(tags) > TAG_HINT_LIMIT else ""
+    return f"the repository's tags: {shown}{more}"
+
+
+def _inspect_remote(ref: Reference, client: RegistryClient) -> InspectReport:
     from ..remote import resolve
 
-    with RegistryClient(ref.registry, options or RegistryOptions()) as client:
+    try:
         resolved = resolve(client, ref, PlatformRequest(all=True))
+    except NotFound as exc:
+        if ref.digest is not None or ref.tag is None or exc.hint is not None:
+            raise
+        hint = _tags_hint(client, ref.repository)
+        if hint is None:
+            raise
+        raise NotFound(exc.message, hint=hint) from None
 
-        def open_config(desc: Descriptor) -> AbstractContextManager[BinaryIO]:
-            return _RemoteBlob(client, ref.repository, desc)
+    def open_config(desc: Descriptor) -> AbstractContextManager[BinaryIO]:
+        return _RemoteBlob(client, ref.repository, desc)
 
-        reader = _read_limited(open_config)
-        image = report_record(resolved.record, reader)
+    reader = _read_limited(open_config)
+    image = report_record(resolved.record, reader)
     return InspectReport(str(ref), "remote", [image])
 
 

@@ -91,19 +91,26 @@ def inventory(
         )
     progress = progress or NullProgress()
     classified = [classify_source(s) for s in sources]
+    if output is not None:  # before any work: never replace a source with its inventory
+        from ..archive.tar import check_output_path, refuse_overwriting_inputs
+
+        check_output_path(output)
+        refuse_overwriting_inputs(output, [item for item in classified if isinstance(item, Path)])
     result = Inventory()
     with ExitStack() as stack:
         if client_factory is None:
-            from ..registry.client import RegistryClient as _Client
             from ..registry.client import RegistryOptions as _Options
+            from ..settings import load_settings
+            from ..settings.mirrors import make_client_factory
 
             opts = options or _Options()
-            clients: dict[str, RegistryClient] = {}
-
-            def client_factory(registry: str) -> RegistryClient:
-                if registry not in clients:
-                    clients[registry] = stack.enter_context(_Client(registry, opts))
-                return clients[registry]
+            settings = load_settings(plain_http=opts.plain_http)
+            for item in classified:
+                if not isinstance(item, Path):
+                    settings.check_blocked(item.registry)
+            # what the named registry itself holds: its insecure/blocked settings apply,
+            # mirrors do not (a mirror's contents say nothing about the registry's)
+            client_factory = stack.enter_context(make_client_factory(settings, opts, push=True))
 
         whole: set[str] = set()
         targets: dict[str, list[tuple[str, str | None]]] = {}

@@ -73,9 +73,7 @@ def _endpoint(registry: str, settings: RegistrySettings | None) -> Endpoint:
     """The registry itself (no mirrors, no rewrites), with its insecure flags from the files."""
     if settings is None:
         return Endpoint(registry)
-    entry = settings.registries_conf.find(registry, "")
-    insecure = bool(entry and entry.insecure) or settings.daemon_json.is_insecure(registry)
-    return Endpoint(registry, insecure=insecure, plain_http=settings.plain_http)
+    return settings.target_endpoint(registry)
 
 
 def login(

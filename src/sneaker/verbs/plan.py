@@ -14,6 +14,15 @@ Manifests and configs are fetched by sneaker (with its auth, TLS and platform
 selection); layers are left to ``fetch.sh`` or any tool that can fetch
 ``urls.txt``. ``sneaker assemble`` turns the filled directory into an archive.
 The directory is built under a temporary name and renamed at the end.
+
+Registry settings (registries.conf, daemon.json, ``--mirror``: :mod:`sneaker.settings`)
+apply as for ``pull``. An image resolved through a mirror (or a registries.conf
+``location``) gets that endpoint's blob URLs in ``urls.txt``, ``fetch.sh`` and
+plan.json's ``url`` and ``api`` (what the download team reaches is what answered
+sneaker), and plan.json's ``fetch_from`` names it (``host/repository``; the key is
+absent when the registry itself answered); ``reference``, ``registry`` and
+``repository`` keep the name the image was asked for, which is the name
+``assemble`` writes.
 """
 
 from __future__ import annotations
@@ -42,11 +51,13 @@ from ..model import Descriptor, Manifest
 from ..platform import Platform
 from ..progress import NullProgress, Progress
 from ..reference import Reference, parse_reference
+from ..registry.options import check_explicit_credentials
 from ..remote import Resolved, resolve
 from ..selection import PlatformRequest
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
+    from ..settings import RegistrySettings
 
 __all__ = [
     "PLAN_FILE",
@@ -54,6 +65,7 @@ __all__ = [
     "PLAN_VERSION",
     "PlanResult",
     "PlannedImage",
+    "assemble_command",
     "blob_relpath",
     "manifest_relpath",
     "plan",
@@ -85,6 +97,8 @@ class PlannedImage:
     source_digest: Digest
     platforms: tuple[Platform, ...]
     blob_url: Callable[[Digest], str] = field(repr=False, compare=False)
+    #: ``host/repository`` blobs are fetched from when not the image's own (a mirror)
+    fetch_from: str | None = None
 
     @property
     def reference(self) -> Reference:
@@ -94,8 +108,11 @@ class PlannedImage:
 
     def fetch_items(self) -> list[FetchItem]:
         ref = self.reference
+        registry, repository = ref.registry, ref.repository
+        if self.fetch_from is not None:
+            registry, _, repository = self.fetch_from.partition("/")
         return [
-            FetchItem(ref.registry, ref.repository, self.blob_url(d.digest), d.digest.hex, d.size)
+            FetchItem(registry, repository, self.blob_url(d.digest), d.digest.hex, d.size)
             for d in self.record.blobs()
         ]
 
@@ -130,11 +147,16 @@ def _image_json(image: PlannedImage) -> dict[str, Any]:
         entry["kind"] = "config" if desc.digest in configs else "layer"
         entry["url"] = image.blob_url(desc.digest)
         blobs.append(entry)
-    return {
+    names: dict[str, Any] = {
         "reference": str(ref),
         "registry": ref.registry,
         "api": image.api,
         "repository": ref.repository,
+    }
+    if image.fetch_from is not None:
+        names["fetch_from"] = image.fetch_from
+    return {
+        **names,
         "source_digest": str(image.source_digest),
         "root": _descriptor_json(record.root.descriptor, manifest_relpath(record.root.digest)),
         "rewritten": record.rewritten,
@@ -168,13 +190,43 @@ def plan_document(images: Sequence[PlannedImage], request: PlatformRequest) -> d
     }
 
 
+def assemble_command(plan_dir: str, plan_digest: Digest | str, *, several_platforms: bool) -> str:
+    """The ``sneaker assemble`` line to suggest for a plan (OCI when it has several platforms)."""
+    fmt = " --format oci" if several_platforms else ""
+    return f"sneaker assemble {plan_dir} -o images.tar{fmt} --plan-digest {plan_digest}"
+
+
+def _several_platforms(images: Sequence[PlannedImage], request: PlatformRequest) -> bool:
+    """Can only an OCI archive hold these (as ``assemble`` decides)?"""
+    return not request.single or any(not isinstance(i.record.root, Manifest) for i in images)
+
+
 @dataclass
 class PlanResult:
     output: Path
     images: list[PlannedImage] = field(default_factory=list)
+    #: every distinct blob of the plan, configs included
     blob_count: int = 0
     blob_size: int = 0
+    #: the distinct configs sneaker fetched into the plan already
     config_count: int = 0
+    config_size: int = 0
+    #: a docker archive cannot hold the plan's images (several platforms): assemble to OCI
+    several_platforms: bool = False
+
+    @property
+    def fetch_count(self) -> int:
+        """Blobs left for fetch.sh (every blob but the configs already in the plan)."""
+        return self.blob_count - self.config_count
+
+    @property
+    def fetch_size(self) -> int:
+        return self.blob_size - self.config_size
+
+    def assemble_command(self, plan_digest: Digest | str) -> str:
+        return assemble_command(
+            str(self.output), plan_digest, several_platforms=self.several_platforms
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,7 +241,14 @@ class PlanResult:
                 }
                 for i in self.images
             ],
-            "blobs": {"count": self.blob_count, "size": self.blob_size},
+            "blobs": {
+                "count": self.blob_count,
+                "size": self.blob_size,
+                "in_plan": self.config_count,
+                "to_fetch": self.fetch_count,
+                "to_fetch_size": self.fetch_size,
+            },
+            "several_platforms": self.several_platforms,
             "fetch_script": str(self.output / "fetch.sh"),
         }
 
@@ -198,13 +257,29 @@ def _sha256_line(data: bytes, relpath: str) -> str:
     return f"{hashlib.sha256(data).hexdigest()}  {relpath}\n"
 
 
-def _readme(images: Sequence[PlannedImage], count: int, size: int) -> str:
+def _readme(
+    images: Sequence[PlannedImage],
+    count: int,
+    size: int,
+    in_plan: int,
+    assemble_line: str,
+) -> str:
     names = "".join(f"  {i.reference}  ({i.record.root.digest})\n" for i in images)
+    mirrors = "".join(
+        f"  {i.reference}: from {i.fetch_from}\n" for i in images if i.fetch_from is not None
+    )
+    if mirrors:
+        mirrors = (
+            "Served by a mirror (or a registries.conf location); the URLs point there:\n"
+            f"{mirrors}\n"
+        )
     return (
         "sneaker download plan\n"
         "=====================\n\n"
         f"Images:\n{names}\n"
-        f"Blobs to fetch: {count} ({size} bytes). Configs are already in blobs/sha256/.\n\n"
+        f"{mirrors}"
+        f"Blobs to fetch: {count - in_plan} of {count} ({size} bytes in all); the other "
+        f"{in_plan} (the image configs) are already in blobs/sha256/.\n\n"
         "To fetch them with curl (POSIX sh; sha256sum checks each file when installed):\n\n"
         "  sh fetch.sh\n\n"
         "Run it again after an interruption: it resumes. It gets anonymous registry tokens\n"
@@ -214,7 +289,7 @@ def _readme(images: Sequence[PlannedImage], count: int, size: int) -> str:
         "check everything with:\n\n"
         "  sha256sum -c SHA256SUMS\n\n"
         "Bring this whole directory back; on the other side:\n\n"
-        "  sneaker assemble THIS_DIR -o images.tar\n"
+        f"  {assemble_line}\n"
     )
 
 
@@ -242,6 +317,11 @@ def _finish_output(tmp: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
+def _configs(images: Sequence[PlannedImage]) -> dict[Digest, int]:
+    """The distinct configs of the plan (what sneaker fetches into it), with their sizes."""
+    return {m.config.digest: m.config.size for i in images for m in i.record.manifests()}
+
+
 def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformRequest) -> None:
     sums: list[str] = []
     manifests_dir = tmp / "manifests"
@@ -263,15 +343,33 @@ def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformReq
         "".join(f"{item.url}\n" for item in unique), encoding="utf-8", newline="\n"
     )
     document = plan_document(images, request)
-    (tmp / PLAN_FILE).write_text(
-        json.dumps(document, indent=2) + "\n", encoding="utf-8", newline="\n"
-    )
+    plan_bytes = (json.dumps(document, indent=2) + "\n").encode()
+    (tmp / PLAN_FILE).write_bytes(plan_bytes)
+    plan_digest = Digest.of_bytes(plan_bytes)
+    several = _several_platforms(images, request)
     script = render_fetch_script(unique, version=__version__)
     (tmp / "fetch.sh").write_text(script, encoding="utf-8", newline="\n")
     (tmp / "fetch.sh").chmod(0o755)
-    (tmp / "README.txt").write_text(
-        _readme(images, len(unique), sum(i.size for i in unique)), encoding="utf-8", newline="\n"
+    readme = _readme(
+        images,
+        len(unique),
+        sum(i.size for i in unique),
+        len(_configs(images)),
+        assemble_command("THIS_DIR", plan_digest, several_platforms=several),
     )
+    (tmp / "README.txt").write_text(readme, encoding="utf-8", newline="\n")
+
+
+def _fetch_source(client: RegistryClient, ref: Reference) -> tuple[RegistryClient, str, str | None]:
+    """The client and repository that served ``ref``'s manifest, and ``host/repo`` if a mirror."""
+    from ..settings.mirrors import MirroringClient
+
+    if not isinstance(client, MirroringClient):
+        return client, ref.repository, None
+    served, repository, endpoint = client.source_for(ref.repository, ref.identifier)
+    if (served.registry, repository) == (ref.registry, ref.repository):
+        return served, repository, None
+    return served, repository, endpoint.describe(ref.repository)
 
 
 def _blob_url_maker(client: RegistryClient, repository: str) -> Callable[[Digest], str]:
@@ -291,30 +389,32 @@ def plan(
     options: RegistryOptions | None = None,
     jobs: int = 4,
     progress: Progress | None = None,
+    settings: RegistrySettings | None = None,
+    client_factory: Callable[[str], RegistryClient] | None = None,
 ) -> PlanResult:
-    """Resolve ``references`` now and write a download plan into the directory ``output``."""
+    """Resolve ``references`` now and write a download plan into the directory ``output``.
+
+    Registries are read through ``client_factory`` (default: one for ``settings``,
+    which default to :func:`sneaker.settings.load_settings`): mirrors, insecure and
+    blocked registries apply as for ``pull``; see the module doc for mirror URLs.
+    """
     if not references:
         raise UsageError(
             "no image to plan", hint="name at least one image, e.g. sneaker plan ubuntu -o DIR"
         )
     request = platform or PlatformRequest()
     refs = [r if isinstance(r, Reference) else parse_reference(r) for r in references]
+    check_explicit_credentials(options, (r.registry for r in refs))
     unique_refs = list(dict.fromkeys(refs))
     output_path = Path(output)
     progress = progress or NullProgress()
 
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..settings import client_factory_for
 
-    opts = options or RegistryOptions()
     tmp = _prepare_output(output_path)
     try:
         with ExitStack() as stack:
-            clients: dict[str, RegistryClient] = {}
-
-            def client_for(registry: str) -> RegistryClient:
-                if registry not in clients:
-                    clients[registry] = stack.enter_context(RegistryClient(registry, opts))
-                return clients[registry]
+            client_for = stack.enter_context(client_factory_for(options, settings, client_factory))
 
             resolved: list[Resolved] = []
             for ref in unique_refs:
@@ -335,7 +435,7 @@ def plan(
                     config_jobs.append(
                         BlobJob(client_for(ref.registry), ref.repository, manifest.config, label)
                     )
-            stats = fetch_blobs(config_jobs, cache, parallel=jobs, progress=progress)
+            fetch_blobs(config_jobs, cache, parallel=jobs, progress=progress)
 
             def read_config(manifest: Manifest) -> bytes:
                 if manifest.config.size > MAX_CONFIG_BYTES:
@@ -349,14 +449,15 @@ def plan(
                 found = check_record_configs(record, read_config, ref.familiar, request)
                 if found is not None:
                     platforms = (found,)
-                client = client_for(ref.registry)
+                client, repository, fetch_from = _fetch_source(client_for(ref.registry), ref)
                 images.append(
                     PlannedImage(
                         record=record,
                         api=client.transport.url("/v2/"),
                         source_digest=item.source_digest,
                         platforms=platforms,
-                        blob_url=_blob_url_maker(client, ref.repository),
+                        blob_url=_blob_url_maker(client, repository),
+                        fetch_from=fetch_from,
                     )
                 )
 
@@ -367,10 +468,13 @@ def plan(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     unique = _unique_blobs(images)
+    configs = _configs(images)
     return PlanResult(
         output=output_path,
         images=images,
         blob_count=len(unique),
         blob_size=sum(i.size for i in unique),
-        config_count=stats.downloaded + stats.resumed + stats.cached,
+        config_count=len(configs),
+        config_size=sum(configs.values()),
+        several_platforms=_several_platforms(images, request),
     )

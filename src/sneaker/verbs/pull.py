@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..archive.tar import check_output_path
 from ..cache import BlobCache, default_cache_dir
 from ..delta import DeltaMarker, docker_format_refusal, plan_delta
 from ..errors import UsageError
@@ -166,6 +167,9 @@ def pull(
         )
     if split is not None and kind == "oci-layout":
         raise UsageError("--split applies to archives, not to an OCI layout directory")
+    # before any download: a device, fifo or missing directory is refused, a symlink
+    # is written through
+    output_path = check_output_path(output_path, directory=kind == "oci-layout")
     progress = progress or NullProgress()
 
     with ExitStack() as stack:

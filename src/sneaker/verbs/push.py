@@ -438,18 +438,21 @@ def push(
         synthesised = source.format == "docker-legacy"
 
         if client_factory is None:
-            from ..registry.client import RegistryClient as _Client
             from ..registry.options import RegistryOptions as _Options
+            from ..settings import load_settings, make_client_factory
 
             opts = options or _Options()
-            clients: dict[str, RegistryClient] = {}
-            lock = threading.Lock()
-
-            def client_factory(registry: str) -> RegistryClient:
-                with lock:
-                    if registry not in clients:
-                        clients[registry] = stack.enter_context(_Client(registry, opts))
-                    return clients[registry]
+            # registries.conf and daemon.json: a blocked target is refused before any
+            # request (exit 3, naming the file and line); an insecure one is reached as
+            # they say. Mirrors and locations are for reading: pushes go to the target.
+            settings = load_settings(plain_http=opts.plain_http)
+            for ref in targets:
+                settings.check_blocked(f"{ref.registry}/{ref.repository}")
+            client_factory = stack.enter_context(make_client_factory(settings, opts, push=True))
+            # each target registry once, first: one that is down fails the push here, with
+            # one error, instead of in every upload thread
+            for registry in dict.fromkeys(ref.registry for ref in targets):
+                client_factory(registry).check_reachable()
 
         # -- 1. legacy layers: gzip each distinct one once ------------------------------
         to_compress: dict[Digest, Descriptor] = {}

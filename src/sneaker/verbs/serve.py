@@ -24,11 +24,13 @@ functions at the top of this module; the HTTP server is the standard library's
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -42,7 +44,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from .. import __version__
 from ..digest import Digest
-from ..errors import InvalidDigest, SneakerError, UsageError
+from ..errors import InvalidDigest, NetworkError, SneakerError, UsageError
 from ..imageset import ImageRecord
 from ..model import Descriptor, Index, Manifest
 from ..reference import DOCKER_HUB, Reference
@@ -496,6 +498,29 @@ class _HTTPServer(ThreadingHTTPServer):
             with self._log_lock:
                 self.log(line)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One log line, never a traceback, for what escaped a request's handling.
+
+        What gets here is mostly a client that went away while the standard
+        library was still talking to it (half a request, then the connection
+        closed or the server shut down): that is expected and is not logged.
+        """
+        exc = sys.exc_info()[1]
+        if exc is None or isinstance(exc, _DISCONNECTED):
+            return
+        host = client_address[0] if isinstance(client_address, tuple) else client_address
+        self.write_log(f"{host} error: {type(exc).__name__}: {exc}")
+
+
+#: how a client's going away shows while reading or writing its connection
+_DISCONNECTED = (
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    TimeoutError,
+    _ClientGone,
+)
+
 
 def _error_body(code: str, message: str, detail: Any = None) -> bytes:
     entry: dict[str, Any] = {"code": code, "message": message}
@@ -895,9 +920,8 @@ class RegistryServer:
         try:
             self._httpd = _HTTPServer((host, port), family, self.catalog, log)
         except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {addr}: {exc.strerror or exc}",
-                hint="pick another port with --addr HOST:PORT" if port else None,
+            raise NetworkError(
+                f"cannot listen on {addr}: {exc.strerror or exc}", hint=_listen_hint(exc, port)
             ) from None
         bound = self._httpd.server_address
         self._address = (str(bound[0]), int(bound[1]))
@@ -980,6 +1004,16 @@ class RegistryServer:
         self.shutdown()
 
 
+def _listen_hint(exc: OSError, port: int) -> str | None:
+    if exc.errno == errno.EADDRINUSE:
+        return "another program listens there: pick another port with --addr HOST:PORT"
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return "ports below 1024 need privileges: pick another port with --addr HOST:PORT"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "that is not an address of this machine: use 127.0.0.1 or 0.0.0.0"
+    return None
+
+
 def _family(host: str) -> socket.AddressFamily:
     if ":" in host:
         return socket.AF_INET6
@@ -1001,6 +1035,8 @@ def serve(
 
     The server is bound but not serving: call ``serve_forever()`` or ``start()``,
     or use it as a context manager. ``log`` receives one line per request.
+    An address that cannot be bound (in use, not this machine's) raises
+    :class:`~sneaker.errors.NetworkError`.
     """
     from ..archive import open_archive
 

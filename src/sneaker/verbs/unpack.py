@@ -33,6 +33,7 @@ from ..errors import (
     SneakerError,
     UsageError,
 )
+from ..imageconfig import MAX_CONFIG_BYTES
 from ..imageset import BlobSource, ImageRecord
 from ..layers import (
     DEFAULT_LIMITS,
@@ -52,9 +53,15 @@ from ..selection import PlatformRequest, select_manifests
 if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
 
-__all__ = ["MAX_CONFIG_BYTES", "RecordSource", "UnpackResult", "choose_record", "unpack"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "RecordSource",
+    "UnpackResult",
+    "check_dest",
+    "choose_record",
+    "unpack",
+]
 
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _MAX_NESTING = 4
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -100,7 +107,16 @@ def _record_name(record: ImageRecord) -> str:
 
 
 def choose_record(records: Sequence[ImageRecord], image: str | None) -> ImageRecord:
-    """The record ``image`` names (a reference, or a digest or its prefix); the only one if None."""
+    """The record ``image`` names; the only one when ``image`` is None.
+
+    ``image`` is matched as docker matches a name: a digest (or a prefix of at
+    least 12 hex digits) of the image; else a reference, normalised
+    (``app:1`` is ``docker.io/library/app:1``); a name given without a registry
+    that matches no such image also matches a repository ending with it
+    (``test/b`` or ``b`` for ``127.0.0.1:5000/test/b``). Without a tag, a name
+    matches the one tag of that repository the archive holds (``latest``
+    among several).
+    """
     if not records:
         raise NotFound("the archive holds no image")
     names = ", ".join(_record_name(r) for r in records)
@@ -109,33 +125,67 @@ def choose_record(records: Sequence[ImageRecord], image: str | None) -> ImageRec
             return records[0]
         raise UsageError(
             f"the archive holds {len(records)} images: {names}",
-            hint="name the one to unpack",
+            hint="choose one with --image NAME (a name as listed, its short form, or a digest)",
         )
-    found = [r for r in records if _record_matches(r, image)]
+    found = _matching_records(records, image)
     if len(found) == 1:
         return found[0]
     if not found:
         raise NotFound(f"no image {image!r} in the archive", hint=f"it holds: {names}")
-    raise UsageError(f"{image!r} names several images of the archive: {names}")
+    several = ", ".join(_record_name(r) for r in found)
+    raise UsageError(
+        f"{image!r} names several images of the archive: {several}",
+        hint="choose one with --image NAME:TAG, or a digest",
+    )
 
 
-def _record_matches(record: ImageRecord, image: str) -> bool:
+def _has_registry(name: str) -> bool:
+    """Does ``name`` (no tag, no digest) start with a registry host, as docker decides?"""
+    first, sep, _ = name.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+def _matching_records(records: Sequence[ImageRecord], image: str) -> list[ImageRecord]:
+    by_digest = [r for r in records if _digest_matches(r, image)]
+    if by_digest:
+        return by_digest
+    try:
+        wanted = parse_reference(image, default_tag=None)
+    except UsageError:
+        return []
+    named = [r for r in records if r.reference is not None and r.reference.name == wanted.name]
+    typed = image.partition("@")[0]
+    slash, colon = typed.rfind("/"), typed.rfind(":")
+    path = typed[:colon] if colon > slash else typed
+    if not named and not _has_registry(path):
+        tail = "/" + path
+        named = [
+            r
+            for r in records
+            if r.reference is not None
+            and (r.reference.repository == path or r.reference.repository.endswith(tail))
+        ]
+    if wanted.digest is not None:
+        return [
+            r
+            for r in named
+            if r.reference is not None and wanted.digest in (r.reference.digest, r.root.digest)
+        ]
+    if wanted.tag is not None:
+        return [r for r in named if r.reference is not None and r.reference.tag == wanted.tag]
+    if len(named) > 1:
+        latest = [r for r in named if r.reference is not None and r.reference.tag == "latest"]
+        if len(latest) == 1 and len({r.reference.name for r in named if r.reference}) == 1:
+            return latest
+    return named
+
+
+def _digest_matches(record: ImageRecord, image: str) -> bool:
     root = record.root.digest
     algorithm, _, hexpart = image.rpartition(":")
     if algorithm in ("", root.algorithm) and _HEX.match(hexpart) and len(hexpart) >= 12:
         return root.hex.startswith(hexpart)
-    if record.reference is None:
-        return False
-    try:
-        wanted = parse_reference(image)
-    except UsageError:
-        return False
-    have = record.reference
-    if wanted.name != have.name:
-        return False
-    if wanted.digest is not None:
-        return wanted.digest in (have.digest, record.root.digest)
-    return wanted.tag == have.tag
+    return False
 
 
 def _read_small(blobs: BlobSource, desc: Descriptor, limit: int, what: str) -> bytes:
@@ -234,10 +284,25 @@ class _Hashing:
             pass
 
 
+def check_dest(dest: Path) -> None:
+    """Refuse a destination that exists and is not a directory (before any work)."""
+    if dest.is_dir():
+        return
+    if dest.is_file():
+        raise UsageError(
+            f"cannot unpack into {dest}: it exists and is a file",
+            hint="name a new or empty directory as DEST",
+        )
+    if dest.exists() or dest.is_symlink():
+        raise UsageError(
+            f"cannot unpack into {dest}: it exists and is not a directory",
+            hint="name a new or empty directory as DEST",
+        )
+
+
 def _prepare_dest(dest: Path, force: bool) -> tuple[Path, bool]:
     """Where to unpack, and whether that is a temporary directory to rename to ``dest``."""
-    if (dest.exists() or dest.is_symlink()) and not dest.is_dir():
-        raise UsageError(f"{dest} exists and is not a directory")
+    check_dest(dest)
     if dest.is_dir() and any(dest.iterdir()):
         if not force:
             raise UsageError(
@@ -273,7 +338,7 @@ def unpack(
     attestation); ``NoMatchingPlatform`` lists what the image has. An explicit
     ``platform`` must also match a single-platform image. A non-empty ``dest``
     is refused unless ``force``. Warnings (skipped device nodes) go to ``warn``
-    and to the progress's messages, and are listed in the result.
+    (else to the progress's messages: once, either way) and are listed in the result.
     """
     if isinstance(source, tuple):
         record, blobs = source
@@ -302,9 +367,10 @@ def unpack(
 
     def on_warning(text: str) -> None:
         result.warnings.append(text)
-        progress.message(f"warning: {text}")
         if warn is not None:
             warn(text)
+        else:
+            progress.message(f"warning: {text}")
 
     target, temporary = _prepare_dest(dest, force)
     try:
@@ -383,6 +449,11 @@ def _check_blob(compressed: _Hashing, desc: Descriptor, what: str) -> None:
         )
 
 
+if TYPE_CHECKING:  # for unpack_remote (kept beside it)
+    from ..registry.client import RegistryClient
+    from ..settings import RegistrySettings
+
+
 def unpack_remote(
     reference: str,
     dest: Path,
@@ -394,18 +465,25 @@ def unpack_remote(
     force: bool = False,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    settings: RegistrySettings | None = None,
+    client_factory: Callable[[str], RegistryClient] | None = None,
 ) -> UnpackResult:
-    """Unpack an image straight from a registry: resolve, fetch into the cache, apply."""
+    """Unpack an image straight from a registry: resolve, fetch into the cache, apply.
+
+    The registry is read through ``client_factory`` (default: one for ``settings``,
+    which default to :func:`sneaker.settings.load_settings`): mirrors, insecure and
+    blocked registries apply as for ``pull``.
+    """
     from ..cache import BlobCache, default_cache_dir
     from ..fetch import BlobJob, fetch_blobs
-    from ..registry.client import RegistryClient
-    from ..registry.client import RegistryOptions as _Options
     from ..remote import resolve
+    from ..settings import client_factory_for
 
     ref = parse_reference(reference)
     request = PlatformRequest((platform,) if platform is not None else ())
     cache = BlobCache(cache_dir or default_cache_dir())
-    with RegistryClient(ref.registry, options or _Options()) as client:
+    with client_factory_for(options, settings, client_factory) as factory:
+        client = factory(ref.registry)
         resolved = resolve(client, ref, request)
         jobs_list = [
             BlobJob(client, ref.repository, desc, f"{ref.familiar} {desc.digest.short}")

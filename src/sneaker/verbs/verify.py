@@ -9,14 +9,20 @@ see :mod:`sneaker.layers`) and its ``diff_id`` compared with the config's.
 
 Problems are collected, not raised: one line each, naming the image, the
 blob and what is wrong (:func:`verify_archive` opens a path first), e.g.
-``docker.io/library/app:1: layer sha256:ab12... : digest mismatch (content hashes to sha256:...)``.
+``docker.io/library/app:1: layer sha256:ab12...: digest mismatch (content hashes to sha256:...)``.
 :func:`verify_or_raise` raises :class:`~sneaker.errors.VerificationFailed` with them.
+An archive the reader cannot open at all (not an archive, a hostile member, a
+missing blob) raises the reader's own :class:`~sneaker.errors.ArchiveError`,
+as every other verb does. A split set is first checked part by part against
+its ``OUT.sha256``, so a damaged part is named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,7 @@ from typing import Any, Protocol
 from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import ArchiveError, IntegrityError, SneakerError, VerificationFailed
+from ..imageconfig import MAX_CONFIG_BYTES
 from ..imageset import BlobSource, ImageRecord
 from ..layers import DEFAULT_LIMITS, LayerLimits, diff_id_of
 from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
@@ -39,10 +46,11 @@ __all__ = [
     "verify_or_raise",
 ]
 
-MAX_CONFIG_BYTES = 32 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _MAX_NESTING = 4
 _IMAGE_CONFIGS = frozenset({mt.DOCKER_CONFIG, mt.OCI_CONFIG})
+_MAX_CHECKSUM_LINES = 4096
+_HEXDIGITS = frozenset(string.hexdigits)
 
 
 class VerifiableSource(BlobSource, Protocol):
@@ -98,7 +106,7 @@ class _Verifier:
         self._diff_ids: dict[Digest, Digest | str] = {}
 
     def problem(self, label: str, kind: str, digest: Digest, what: str) -> None:
-        line = f"{label}: {kind} {digest} : {what}"
+        line = f"{label}: {kind} {digest}: {what}"
         if line not in self._seen_problems:
             self._seen_problems.add(line)
             self.problems.append(line)
@@ -116,30 +124,36 @@ class _Verifier:
         return result
 
     def _read_blob(self, desc: Descriptor, keep: int) -> _BlobCheck:
+        if not self.source.has_blob(desc.digest):
+            return _BlobCheck("blob missing")
+        stored = self.source.blob_size(desc.digest)
+        if stored is not None and stored != desc.size:
+            return _BlobCheck(f"size {stored}, descriptor says {desc.size}")
+        key = f"verify:{desc.digest}"
+        self.progress.start(key, f"verify {desc.digest.short}", desc.size)
+        result = _BlobCheck("not read")
         try:
-            if not self.source.has_blob(desc.digest):
-                return _BlobCheck("blob missing")
-            stored = self.source.blob_size(desc.digest)
-            if stored is not None and stored != desc.size:
-                return _BlobCheck(f"size {stored}, descriptor says {desc.size}")
-            hasher = desc.digest.hasher()
-            count = 0
-            kept: list[bytes] = []
-            key = f"verify:{desc.digest}"
-            self.progress.start(key, f"verify {desc.digest.short}", desc.size)
-            try:
-                with self.source.open_blob(desc) as stream:
-                    while True:
-                        chunk = stream.read(_CHUNK)
-                        if not chunk:
-                            break
-                        hasher.update(chunk)
-                        count += len(chunk)
-                        self.progress.advance(key, len(chunk))
-                        if count <= keep:
-                            kept.append(chunk)
-            finally:
-                self.progress.finish(key)
+            result = self._hash_blob(desc, keep, key)
+        finally:
+            # a blob that fails is marked so, never shown as plainly done
+            self.progress.finish(key, "" if result.problem is None else "FAILED")
+        return result
+
+    def _hash_blob(self, desc: Descriptor, keep: int, key: str) -> _BlobCheck:
+        hasher = desc.digest.hasher()
+        count = 0
+        kept: list[bytes] = []
+        try:
+            with self.source.open_blob(desc) as stream:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    count += len(chunk)
+                    self.progress.advance(key, len(chunk))
+                    if count <= keep:
+                        kept.append(chunk)
         except SneakerError as exc:
             return _BlobCheck(_rest_of(exc, str(desc.digest)) or type(exc).__name__)
         except OSError as exc:
@@ -368,21 +382,96 @@ def verify_archive(
     limits: LayerLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> list[str]:
-    """:func:`verify` of the archive or layout at ``path``.
+    """:func:`verify` of the archive or layout at ``path`` (a split set by its base name).
 
-    Damage the reader refuses while opening (a missing blob, a manifest that
-    does not match its digest, a hostile member) is one problem line naming
-    the path, instead of an exception; an unsupported or missing file still raises.
+    An archive the reader refuses to open (not an archive, a damaged tar or
+    ``manifest.json``, a hostile member, a missing blob) raises the reader's
+    :class:`~sneaker.errors.ArchiveError`, as ``inspect`` or ``unpack`` would.
+    Content the reader finds damaged while opening (a manifest or blob that does
+    not match its descriptor) is one problem line naming the path. A split set
+    with ``OUT.sha256`` has its parts checked first: a damaged part is a problem
+    line naming it (``OUT.001: checksum mismatch ...``), and then a failure to
+    open the joined parts is one more problem line instead of an error.
     """
     from ..archive import open_archive
     from ..archive.split import split_parts
 
-    missing = not Path(path).exists() and not split_parts(Path(path))
+    path = Path(path)
+    problems: list[str] = []
+    if not path.exists() and split_parts(path):
+        problems = _check_split_parts(path, progress or NullProgress())
     try:
         source = open_archive(path)
     except (ArchiveError, IntegrityError) as exc:
-        if missing:
-            raise  # nothing to verify: not a problem of an archive
-        return [f"{path}: {exc.message}"]
+        if isinstance(exc, ArchiveError) and not problems:
+            raise
+        return [*problems, f"{path}: {exc.message}"]
     with source:
-        return verify(source, deep=deep, limits=limits, progress=progress)
+        return problems + verify(source, deep=deep, limits=limits, progress=progress)
+
+
+def _read_checksums(checksum: Path) -> list[tuple[str, str]]:
+    """(hex digest, file name) of each ``sha256sum`` line of ``checksum``."""
+    listed: list[tuple[str, str]] = []
+    with checksum.open("r", encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if number > _MAX_CHECKSUM_LINES:
+                raise ArchiveError(f"{checksum}: more than {_MAX_CHECKSUM_LINES} lines")
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            digest, sep, name = text.partition("  ")
+            if not sep:
+                digest, sep, name = text.partition(" *")
+            if not sep or len(digest) != 64 or not all(c in _HEXDIGITS for c in digest):
+                raise ArchiveError(f"{checksum}: line {number} is not '<sha256>  <name>'")
+            listed.append((digest.lower(), name.lstrip("*")))
+    return listed
+
+
+def _check_split_parts(base: Path, progress: Progress) -> list[str]:
+    """Each part of split set ``base`` (and the parts joined) against ``OUT.sha256``."""
+    from ..archive.split import part_path, split_parts
+
+    checksum = base.with_name(f"{base.name}.sha256")
+    if not checksum.is_file():
+        return []
+    parts = split_parts(base) or []
+    listed = {name: digest for digest, name in _read_checksums(checksum)}
+    whole = hashlib.sha256()
+    problems: list[str] = []
+    for number, part in enumerate(parts):
+        expected = listed.get(part.name)
+        hasher = hashlib.sha256()
+        key = f"verify:{part.name}"
+        size = part.stat().st_size
+        progress.start(key, f"verify {part.name}", size)
+        failed = True
+        try:
+            with part.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    hasher.update(chunk)
+                    whole.update(chunk)
+                    progress.advance(key, len(chunk))
+        except OSError as exc:
+            raise ArchiveError(f"{part}: unreadable ({exc.strerror or exc})") from None
+        else:
+            actual = hasher.hexdigest()
+            failed = expected is not None and actual != expected
+        finally:
+            progress.finish(key, "FAILED" if failed else "")
+        name = part_path(base, number).name
+        if expected is None:
+            problems.append(f"{name}: not listed in {checksum.name}")
+        elif failed:
+            problems.append(
+                f"{name}: checksum mismatch (content hashes to sha256:{actual}, "
+                f"{checksum.name} says sha256:{expected})"
+            )
+    expected_whole = listed.get(base.name)
+    if not problems and expected_whole is not None and whole.hexdigest() != expected_whole:
+        problems.append(
+            f"{base.name}: checksum mismatch of the joined parts (they hash to "
+            f"sha256:{whole.hexdigest()}, {checksum.name} says sha256:{expected_whole})"
+        )
+    return problems
