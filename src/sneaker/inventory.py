@@ -58,7 +58,7 @@ from .errors import (
 )
 from .imageset import ImageRecord
 from .model import Descriptor, Index, Manifest, parse_manifest
-from .progress import NullProgress, Progress, human_size
+from .progress import NullProgress, Progress, count, human_size
 
 if TYPE_CHECKING:
     from .delta import DeltaMarker
@@ -442,7 +442,7 @@ class _Walk:
                 self.incomplete(f"{name}: only the first {self.limits.tags} of {len(tags)} tags")
                 tags = tags[: self.limits.tags]
             identifiers = tags
-        self.progress.message(f"reading {name} ({len(identifiers)} tags)")
+        self.progress.message(f"reading {name} ({count(len(identifiers), 'tag')})")
         for identifier in identifiers:
             node = self.fetch(repository, identifier)
             if node is None:

@@ -17,8 +17,14 @@ __all__ = [
     "Progress",
     "RichProgress",
     "choose_progress",
+    "count",
     "human_size",
 ]
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 layer``, ``3 layers``: a number and its noun, agreeing."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def human_size(n: float) -> str:

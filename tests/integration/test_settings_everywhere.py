@@ -195,7 +195,7 @@ def test_plan_through_a_mirror_writes_the_mirrors_urls_and_the_original_name(
     assert digest is not None, done.stdout
     lines = done.stdout.splitlines()
     assert re.fullmatch(
-        rf"wrote plan {re.escape(str(plan_dir))}: 1 image\(s\), 1 blob \(.+\) to fetch "
+        rf"wrote plan {re.escape(str(plan_dir))}: 1 image, 1 blob \(.+\) to fetch "
         r"\(1 already in the plan\)",
         lines[0],
     ), lines[0]
@@ -320,7 +320,7 @@ def test_multi_platform_plan_suggests_oci_and_the_suggestion_works(
     }
     lines = done.stdout.splitlines()
     assert re.fullmatch(
-        rf"wrote plan {re.escape(str(plan_dir))}: 1 image\(s\), {len(every) - len(configs)} "
+        rf"wrote plan {re.escape(str(plan_dir))}: 1 image, {len(every) - len(configs)} "
         rf"blobs \(.+\) to fetch \({len(configs)} already in the plan\)",
         lines[0],
     ), lines[0]

@@ -64,10 +64,10 @@ import re
 import tarfile
 from collections.abc import Callable, Container, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, cast
 
 from .. import mediatypes as mt
+from ..closing import Closing
 from ..delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker
 from ..digest import Digest
 from ..errors import (
@@ -384,7 +384,7 @@ class _DirStore(_Store):
 # -- the source ----------------------------------------------------------------
 
 
-class ArchiveSource:
+class ArchiveSource(Closing):
     """An archive or layout opened for reading: its images and a :class:`BlobSource`.
 
     ``records`` are the named images; ``names`` (same order) the name each
@@ -472,17 +472,6 @@ class ArchiveSource:
 
     def close(self) -> None:
         self._store.close()
-
-    def __enter__(self) -> ArchiveSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<ArchiveSource {self.format} {self.path} images={len(self.records)}>"

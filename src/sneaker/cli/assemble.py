@@ -45,7 +45,7 @@ def command(
     Every manifest, config and layer is checked for size and digest first; a
     missing or damaged file is an error naming it and its image.
     """
-    from ..progress import choose_progress, human_size
+    from ..progress import choose_progress, count, human_size
     from ..verbs.assemble import assemble
 
     progress = choose_progress(quiet or as_json)
@@ -64,7 +64,7 @@ def command(
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     click.echo(
-        f"checked {result.checked_files} files ({human_size(result.checked_bytes)}); "
+        f"checked {count(result.checked_files, 'file')} ({human_size(result.checked_bytes)}); "
         f"wrote {result.describe()}"
     )
     for image in result.images:

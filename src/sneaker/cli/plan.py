@@ -80,7 +80,7 @@ def command(
     """
     from ..digest import Digest
     from ..imagelist import collect_images
-    from ..progress import choose_progress, human_size
+    from ..progress import choose_progress, count, human_size
     from ..verbs.plan import PLAN_FILE, plan
 
     references = collect_images(images, images_files, from_files)
@@ -108,7 +108,7 @@ def command(
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(
-        f"wrote plan {result.output}: {len(result.images)} image(s), "
+        f"wrote plan {result.output}: {count(len(result.images), 'image')}, "
         f"{result.fetch_count} blob{'' if result.fetch_count == 1 else 's'} "
         f"({human_size(result.fetch_size)}) to fetch "
         f"({result.config_count} already in the plan)"

@@ -59,7 +59,7 @@ def command(
     and device nodes are skipped with a warning.
     """
     from ..platform import parse_platform
-    from ..progress import choose_progress
+    from ..progress import choose_progress, count
     from ..verbs.inspect import _looks_like_path
     from ..verbs.unpack import check_dest, unpack, unpack_remote
 
@@ -108,5 +108,5 @@ def command(
     platform_text = f" {result.platform}" if result.platform else ""
     click.echo(
         f"unpacked {result.reference or 'image'}{platform_text} into {result.dest}: "
-        f"{result.layers} layers, {result.stats.files} files"
+        f"{count(result.layers, 'layer')}, {count(result.stats.files, 'file')}"
     )

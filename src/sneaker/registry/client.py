@@ -12,13 +12,13 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin
 
 from urllib3.exceptions import HTTPError
 
 from .. import mediatypes as mt
+from ..closing import Closing
 from ..digest import Digest
 from ..errors import (
     IntegrityError,
@@ -49,7 +49,7 @@ _GENERIC_TYPES = frozenset({"", "application/json", "text/plain", "application/o
 _MAX_PAGES = 10_000
 
 
-class BlobResponse:
+class BlobResponse(Closing):
     """A blob on the wire. A context manager: leaving it releases the connection.
 
     ``iter_chunks`` yields the bytes exactly as sent (no content decoding) and
@@ -92,17 +92,6 @@ class BlobResponse:
         if not self._closed:
             self._closed = True
             release(self._sent.response)
-
-    def __enter__(self) -> BlobResponse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"BlobResponse({self.status} {self.url})"
@@ -171,7 +160,7 @@ class _ChunkReader:
         return 0
 
 
-class RegistryClient:
+class RegistryClient(Closing):
     """The distribution API of one registry (``docker.io`` or ``host[:port]``). Thread-safe."""
 
     def __init__(
@@ -591,17 +580,6 @@ class RegistryClient:
 
     def close(self) -> None:
         self.transport.close()
-
-    def __enter__(self) -> RegistryClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.registry!r})"

@@ -27,9 +27,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar, cast
 
+from ..closing import Closing
 from ..digest import Digest
 from ..errors import AuthError, IntegrityError, NetworkError, NotFound, RegistryError, SneakerError
 from ..model import Descriptor
@@ -109,7 +109,7 @@ def open_endpoint_client(
     return RegistryClient(endpoint.registry, opts, env=env)
 
 
-class MirroringClient:
+class MirroringClient(Closing):
     """The read side of a registry client for ``registry``, served by its mirrors when they can.
 
     Thread-safe, like :class:`~sneaker.registry.RegistryClient`; close it (or use it
@@ -299,22 +299,11 @@ class MirroringClient:
         for client in clients:
             client.close()
 
-    def __enter__(self) -> MirroringClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"MirroringClient({self.registry!r})"
 
 
-class ClientFactory:
+class ClientFactory(Closing):
     """``factory(registry)`` -> the client a verb reads ``registry`` through (one per name).
 
     A registry no setting mentions gets a plain :class:`RegistryClient` (with the
@@ -368,17 +357,6 @@ class ClientFactory:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-
-    def __enter__(self) -> ClientFactory:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def make_client_factory(

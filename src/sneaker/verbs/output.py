@@ -34,9 +34,12 @@ class WrittenOutput:
 
     def describe(self) -> str:
         """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``."""
-        from ..progress import human_size
+        from ..progress import count, human_size
 
-        where = f"{len(self.parts)} parts of {self.output}" if self.parts else str(self.output)
+
+        where = str(self.output)
+        if self.parts:
+            where = f"{count(len(self.parts), 'part')} of {self.output}"
         return f"{where} ({FORMAT_NAMES.get(self.format, self.format)}, {human_size(self.size)})"
 
     def output_json(self) -> dict[str, Any]:

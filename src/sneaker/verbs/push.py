@@ -677,7 +677,6 @@ def push(
                     **counts,
                 )
             )
-            progress.message(f"pushed {shown.familiar} {record.root.digest}")
         return result
 
 
