@@ -565,22 +565,34 @@ def big_image(make_registry: MakeRegistry, tmp_path: Path) -> tuple[RegistryInfo
 def test_peak_memory_of_a_large_layer_pull_stays_flat(
     big_image: tuple[RegistryInfo, int], env: dict[str, str], tmp_path: Path
 ) -> None:
+    """The pull's own peak resident memory (VmHWM of its address space).
+
+    Not ``ru_maxrss`` from ``wait4``: at ``exec`` the kernel carries the parent's
+    high-water mark into the child's, so it would measure this pytest process.
+    """
     info, size = big_image
     out = tmp_path / "big.tar"
     log = tmp_path / "pull.log"
-    argv = _argv("pull", "-q", "--cache-dir", tmp_path / "cache", "-o", out,
-                 info.ref("engine/big:1"))  # fmt: skip
+    peak_file = tmp_path / "vmhwm"
+    reporter = (
+        "import atexit, sys\n"
+        "def report():\n"
+        "    with open('/proc/self/status') as status:\n"
+        "        for line in status:\n"
+        "            if line.startswith('VmHWM:'):\n"
+        "                open(sys.argv[1], 'w').write(line.split()[1])\n"
+        "atexit.register(report)\n"
+        "from sneaker.cli import main\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+    argv = [sys.executable, "-c", reporter, str(peak_file), "pull", "-q", "--cache-dir",
+            str(tmp_path / "cache"), "-o", str(out), info.ref("engine/big:1")]  # fmt: skip
     with log.open("wb") as sink:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, check=False
+        )
     assert proc.returncode == 0, log.read_text()
     assert out.stat().st_size > size
-    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    peak_mb = int(peak_file.read_text()) / 1024  # kB
     print(f"peak RSS of the pull: {peak_mb:.1f} MB for a {size / 1e6:.0f} MB layer")
-    assert peak_mb < 100, f"peak RSS {peak_mb:.0f} MB pulling a {size / 1e6:.0f} MB layer"
+    assert 5 < peak_mb < 100, f"peak RSS {peak_mb:.0f} MB pulling a {size / 1e6:.0f} MB layer"
