@@ -172,6 +172,12 @@ def test_oci_layout_and_archive_keep_docker_manifests(
     blob = layout / "blobs" / "sha256" / seeded.app.digest.split(":")[1]
     raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{seeded.app.ref}").stdout
     assert blob.read_bytes() == raw.encode()
+    # layers are hard links of the cache's files (same filesystem): no bytes copied
+    config_hex = seeded.app.config_digest.split(":")[1]
+    cached = Path(env["SNEAKER_CACHE_DIR"]) / "blobs" / "sha256" / config_hex
+    in_layout = layout / "blobs" / "sha256" / config_hex
+    assert in_layout.stat().st_ino == cached.stat().st_ino
+    assert in_layout.read_bytes() == cached.read_bytes()
 
     archive = tmp_path / "app-oci.tar"
     sneaker("pull", "-q", "--format", "oci", seeded.app.ref, "-o", archive, env=env)

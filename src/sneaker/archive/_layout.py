@@ -101,6 +101,22 @@ def layout_blobs(
     return out
 
 
+def blob_order(items: dict[Digest, bytes | Descriptor]) -> list[Digest]:
+    """The order blobs are written in: smallest first, then by digest.
+
+    Deterministic (the same records give the same bytes), and it is the order in
+    which parallel downloads sharing a link finish, so a writer fed while blobs
+    arrive (:func:`sneaker.fetch.fetch_while`) copies each one soon after it lands
+    instead of waiting for the largest first.
+    """
+
+    def size(digest: Digest) -> int:
+        item = items[digest]
+        return len(item) if isinstance(item, bytes) else item.size
+
+    return sorted(items, key=lambda digest: (size(digest), digest))
+
+
 def write_layout_tar(
     tar: TarWriter,
     records: Sequence[ImageRecord],
@@ -108,8 +124,8 @@ def write_layout_tar(
     extra: dict[str, bytes],
     omit: Container[Digest] = (),
 ) -> None:
-    """Blobs (sorted by digest, bar ``omit``), then ``index.json``, ``oci-layout`` and
-    ``extra``, by name."""
+    """Blobs (in :func:`blob_order`, bar ``omit``), then ``index.json``, ``oci-layout``
+    and ``extra``, by name."""
     if not records:
         raise UsageError("no images to write")
     index = index_document(index_entries(records))
@@ -117,7 +133,7 @@ def write_layout_tar(
     tar.add_dir("blobs")
     for algorithm in sorted({d.algorithm for d in items}):
         tar.add_dir(f"blobs/{algorithm}")
-    for digest in sorted(items):
+    for digest in blob_order(items):
         item = items[digest]
         if isinstance(item, bytes):
             tar.add_bytes(blob_member(digest), item)

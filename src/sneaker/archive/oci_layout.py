@@ -31,17 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError, UnsupportedError, UsageError
 from ..imageset import BlobSource, ImageRecord
-from ..model import MAX_MANIFEST_BYTES
+from ..model import MAX_MANIFEST_BYTES, Descriptor
 from ._layout import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
     OCI_LAYOUT_BYTES,
+    blob_order,
     index_document,
     index_entries,
     layout_blobs,
     write_layout_tar,
 )
-from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink
+from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink, temp_name
 
 if TYPE_CHECKING:
     from ..delta import DeltaMarker
@@ -165,6 +166,31 @@ def _read_index(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _link_blob(blobs: BlobSource, desc: Descriptor, target: Path) -> bool:
+    """Hard-link a local blob file (the cache's, say) into the layout: no bytes copied.
+
+    Blobs are content-addressed and never modified in place, so sharing the file is
+    safe. Only for a file of the right size; False (copy instead) across filesystems
+    or where links are not allowed.
+    """
+    source = blobs.blob_path(desc)
+    if source is None:
+        return False
+    try:
+        if source.stat().st_size != desc.size:
+            return False
+        temp = temp_name(target)
+        os.link(source, temp)
+    except OSError:
+        return False
+    try:
+        os.replace(temp, target)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def _write_directory(
     records: Sequence[ImageRecord],
     blobs: BlobSource,
@@ -188,7 +214,7 @@ def _write_directory(
         with atomic_file(marker) as sink:
             sink.write(OCI_LAYOUT_BYTES)
     items = layout_blobs(records, omit)
-    for digest in sorted(items):
+    for digest in blob_order(items):
         target = out / blob_member(digest)
         item = items[digest]
         size = len(item) if isinstance(item, bytes) else item.size
@@ -198,6 +224,8 @@ def _write_directory(
         except FileNotFoundError:
             pass
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not isinstance(item, bytes) and _link_blob(blobs, item, target):
+            continue
         with atomic_file(target) as sink:
             if isinstance(item, bytes):
                 sink.write(item)
