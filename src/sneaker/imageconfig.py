@@ -7,25 +7,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from .errors import ManifestInvalid, NoMatchingPlatform
+from .digest import Digest
+from .errors import InvalidDigest, ManifestInvalid, NoMatchingPlatform
 from .imageset import ImageRecord
 from .model import Manifest
 from .platform import Platform
 from .selection import PlatformRequest
 
-__all__ = ["MAX_CONFIG_BYTES", "check_config", "check_record_configs"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "ImageConfig",
+    "check_config",
+    "check_record_configs",
+    "parse_config",
+]
 
 #: larger configs are refused, as containers/image (skopeo, podman) refuses them; real
 #: ones are a few kB. The same bound as manifests (distribution's 4 MiB).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
-def check_config(manifest: Manifest, data: bytes, name: str) -> Platform | None:
-    """Check ``data`` is ``manifest``'s config: a JSON object with one diff ID per layer.
+@dataclass(frozen=True)
+class ImageConfig:
+    """What sneaker reads from an image config."""
 
-    Returns the platform the config declares (``os``/``architecture``/``variant``),
-    or None when it declares none. ``name`` is the image, for messages.
+    platform: Platform | None
+    diff_ids: tuple[Digest, ...]
+
+
+def parse_config(manifest: Manifest, data: bytes, name: str) -> ImageConfig:
+    """Check ``data`` is ``manifest``'s config: a JSON object with one valid diff ID per
+    layer; return the platform it declares (``os``/``architecture``/``variant``, None
+    when it declares none) and the diff IDs. ``name`` is the image, for messages.
     """
     if manifest.config.size > MAX_CONFIG_BYTES or len(data) > MAX_CONFIG_BYTES:
         raise ManifestInvalid(f"{name}: config of {manifest.config.size} bytes is too large")
@@ -43,10 +58,20 @@ def check_config(manifest: Manifest, data: bytes, name: str) -> Platform | None:
             f"{name}: image config lists {count} layer diff IDs "
             f"but the manifest has {len(manifest.layers)} layers"
         )
+    try:
+        parsed = tuple(Digest.parse(str(d)) for d in diff_ids)
+    except InvalidDigest as exc:
+        raise ManifestInvalid(f"{name}: image config: {exc}") from None
+    platform = None
     os_name, arch = doc.get("os"), doc.get("architecture")
     if isinstance(os_name, str) and isinstance(arch, str):
-        return Platform(os_name, arch, str(doc.get("variant") or ""))
-    return None
+        platform = Platform(os_name, arch, str(doc.get("variant") or ""))
+    return ImageConfig(platform, parsed)
+
+
+def check_config(manifest: Manifest, data: bytes, name: str) -> Platform | None:
+    """:func:`parse_config`'s checks; the platform the config declares, or None."""
+    return parse_config(manifest, data, name).platform
 
 
 def check_record_configs(

@@ -15,7 +15,6 @@ applies the image over a non-empty directory in place.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from ..errors import (
     SneakerError,
     UsageError,
 )
-from ..imageconfig import MAX_CONFIG_BYTES
+from ..imageconfig import MAX_CONFIG_BYTES, parse_config
 from ..imageset import BlobSource, ImageRecord
 from ..layers import (
     DEFAULT_LIMITS,
@@ -212,12 +211,6 @@ def _child(record: ImageRecord, blobs: BlobSource, desc: Descriptor, name: str) 
     return parse_manifest(raw, desc.media_type, expected=desc.digest, where=f"{name} manifest")
 
 
-def _config_platform(doc: dict[str, Any]) -> Platform | None:
-    if isinstance(doc.get("os"), str) and isinstance(doc.get("architecture"), str):
-        return Platform(doc["os"], doc["architecture"], str(doc.get("variant") or ""))
-    return None
-
-
 def _choose_manifest(
     record: ImageRecord, blobs: BlobSource, platform: Platform | None, name: str
 ) -> tuple[Manifest, Platform | None]:
@@ -231,32 +224,6 @@ def _choose_manifest(
         chosen = desc.platform
         node = _child(record, blobs, desc, name)
     raise ManifestInvalid(f"{name}: indexes nested deeper than {_MAX_NESTING} levels")
-
-
-def _read_config(blobs: BlobSource, manifest: Manifest, name: str) -> dict[str, Any]:
-    raw = _read_small(blobs, manifest.config, MAX_CONFIG_BYTES, f"{name}: config")
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ManifestInvalid(f"{name}: image config is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ManifestInvalid(f"{name}: image config is not a JSON object")
-    return doc
-
-
-def _diff_ids(doc: dict[str, Any], manifest: Manifest, name: str) -> list[Digest]:
-    rootfs = doc.get("rootfs")
-    raw = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(raw, list) or len(raw) != len(manifest.layers):
-        count = len(raw) if isinstance(raw, list) else 0
-        raise ManifestInvalid(
-            f"{name}: image config lists {count} layer diff IDs "
-            f"but the manifest has {len(manifest.layers)} layers"
-        )
-    try:
-        return [Digest.parse(str(d)) for d in raw]
-    except UsageError as exc:
-        raise ManifestInvalid(f"{name}: image config: {exc}") from None
 
 
 class _Hashing:
@@ -347,15 +314,16 @@ def unpack(
     name = _record_name(record)
     progress = progress or NullProgress()
     manifest, chosen = _choose_manifest(record, blobs, platform, name)
-    config = _read_config(blobs, manifest, name)
-    found = _config_platform(config)
+    raw_config = _read_small(blobs, manifest.config, MAX_CONFIG_BYTES, f"{name}: config")
+    config = parse_config(manifest, raw_config, name)
+    found = config.platform
     single = isinstance(record.root, Manifest)
     if single and platform is not None and found is not None and not platform.matches(found):
         raise NoMatchingPlatform(
             f"{name} is a single-platform image for {found}, not {platform}",
             hint=f"unpack it with --platform {found}, or without --platform",
         )
-    diff_ids = _diff_ids(config, manifest, name)
+    diff_ids = list(config.diff_ids)
 
     result = UnpackResult(
         dest=dest,
