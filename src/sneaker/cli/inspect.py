@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from .options import (
-    build_registry_options,
+    RegistryAccess,
     json_option,
     mirror_option,
     open_client_factory,
@@ -24,12 +23,7 @@ from .options import (
 @click.option("--layers", "show_layers", is_flag=True, help="List every layer.")
 def command(
     target: str,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     mirrors: tuple[str, ...],
     as_json: bool,
     show_layers: bool,
@@ -46,9 +40,7 @@ def command(
     if _looks_like_path(target):
         report = inspect(target)
     else:
-        options = build_registry_options(
-            ca_cert, insecure, plain_http, username, password_stdin, retries
-        )
+        options = registry.build()
         with open_client_factory(options, mirrors) as factory:
             report = inspect(target, options=options, client_factory=factory)
     if as_json:

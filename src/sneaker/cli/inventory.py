@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import build_registry_options, json_option, quiet_option, registry_options
+from .options import RegistryAccess, json_option, quiet_option, registry_options
 
 
 @click.command("inventory")
@@ -40,12 +40,7 @@ def command(
     output: Path | None,
     max_tags: int,
     max_manifests: int,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -65,9 +60,7 @@ def command(
     from ..progress import choose_progress
     from ..verbs.inventory import inventory
 
-    options = build_registry_options(
-        ca_cert, insecure, plain_http, username, password_stdin, retries
-    )
+    options = registry.build()
     limits = WalkLimits(tags=max_tags, manifests=max_manifests)
     progress = choose_progress(quiet or as_json)
     try:

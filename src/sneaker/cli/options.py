@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,8 +21,39 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def registry_options(func: F) -> F:
-    """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries."""
+@dataclass(frozen=True)
+class RegistryAccess:
+    """The registry options a command was given; :meth:`build` makes the
+    :class:`~sneaker.registry.client.RegistryOptions` (reading the password from
+    standard input then, so a command decides when that happens)."""
+
+    ca_cert: Path | None
+    insecure: bool
+    plain_http: bool
+    username: str | None
+    password_stdin: bool
+    retries: int
+
+    def build(self) -> RegistryOptions:
+        return build_registry_options(
+            self.ca_cert,
+            self.insecure,
+            self.plain_http,
+            self.username,
+            self.password_stdin,
+            self.retries,
+        )
+
+
+def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
+    handed to the command as one ``registry: RegistryAccess`` argument."""
+
+    @functools.wraps(func)
+    def with_registry(*args: Any, **kwargs: Any) -> Any:
+        access = RegistryAccess(*(kwargs.pop(field.name) for field in fields(RegistryAccess)))
+        return func(*args, registry=access, **kwargs)
+
     decorators = [
         click.option(
             "--ca-cert",
@@ -51,9 +84,10 @@ def registry_options(func: F) -> F:
             help="Retries for failed requests (backoff with jitter; 429 honours Retry-After).",
         ),
     ]
+    command: Callable[..., Any] = with_registry
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+        command = decorator(command)
+    return command
 
 
 def build_registry_options(

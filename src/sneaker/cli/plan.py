@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .options import (
-    build_registry_options,
+    RegistryAccess,
     json_option,
     mirror_option,
     open_client_factory,
@@ -57,12 +57,7 @@ def command(
     images_files: tuple[Path, ...],
     from_files: tuple[Path, ...],
     platform: str | None,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     mirrors: tuple[str, ...],
     quiet: bool,
     as_json: bool,
@@ -84,9 +79,7 @@ def command(
     from ..verbs.plan import PLAN_FILE, plan
 
     references = collect_images(images, images_files, from_files)
-    options = build_registry_options(
-        ca_cert, insecure, plain_http, username, password_stdin, retries
-    )
+    options = registry.build()
     request = parse_platform_option(platform)
     progress = choose_progress(quiet or as_json)
     try:

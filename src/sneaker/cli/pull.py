@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .options import (
-    build_registry_options,
+    RegistryAccess,
     json_option,
     load_registry_settings,
     mirror_option,
@@ -86,12 +86,7 @@ def command(
     cache_dir: Path | None,
     no_cache: bool,
     split: str | None,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     mirrors: tuple[str, ...],
     quiet: bool,
     as_json: bool,
@@ -109,18 +104,15 @@ def command(
     from ..progress import choose_progress
     from ..verbs.pull import pull
 
-    if password_stdin and any(str(f) == "-" for f in images_files):
+    if registry.password_stdin and any(str(f) == "-" for f in images_files):
         raise UsageError(
             "-f - and --password-stdin both read standard input",
-            hint="put the image list in a file, or the password in docker's config "
-            "(sneaker login)",
+            hint="put the image list in a file, or the password in docker's config (sneaker login)",
         )
     if output is not None:
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
-    options = build_registry_options(
-        ca_cert, insecure, plain_http, username, password_stdin, retries
-    )
-    settings = load_registry_settings(mirrors, plain_http)
+    options = registry.build()
+    settings = load_registry_settings(mirrors, registry.plain_http)
     base = load_base(since, have)
     progress = choose_progress(quiet or as_json)
     try:

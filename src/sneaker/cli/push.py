@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import build_registry_options, json_option, quiet_option, registry_options
+from .options import RegistryAccess, json_option, quiet_option, registry_options
 
 
 @click.command("push")
@@ -28,12 +28,7 @@ def command(
     archive: Path,
     target: str | None,
     jobs: int,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -62,9 +57,7 @@ def command(
     from ..progress import choose_progress
     from ..verbs.push import push
 
-    options = build_registry_options(
-        ca_cert, insecure, plain_http, username, password_stdin, retries
-    )
+    options = registry.build()
     progress = choose_progress(quiet or as_json)
     try:
         result = push(archive, target, options=options, jobs=jobs, progress=progress)

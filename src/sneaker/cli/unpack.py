@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .options import (
-    build_registry_options,
+    RegistryAccess,
     json_option,
     mirror_option,
     open_client_factory,
@@ -43,12 +43,7 @@ def command(
     image: str | None,
     force: bool,
     cache_dir: Path | None,
-    ca_cert: Path | None,
-    insecure: bool,
-    plain_http: bool,
-    username: str | None,
-    password_stdin: bool,
-    retries: int,
+    registry: RegistryAccess,
     mirrors: tuple[str, ...],
     quiet: bool,
     as_json: bool,
@@ -85,9 +80,7 @@ def command(
                     warn=warn,
                 )
         else:
-            options = build_registry_options(
-                ca_cert, insecure, plain_http, username, password_stdin, retries
-            )
+            options = registry.build()
             with open_client_factory(options, mirrors) as factory:
                 result = unpack_remote(
                     source,
