@@ -4,14 +4,29 @@ Sinks (:func:`write_docker_archive`, :func:`write_oci_layout`) take image
 records and a :class:`~sneaker.imageset.BlobSource`; the source
 (:func:`open_archive`) gives both back. Writers and reader share only the tar
 helpers and the layout conventions, never each other.
+
+Names are imported on first use: taking one writer (or ``sneaker.archive.tar``)
+loads neither the other writer nor the reader and its layer code.
 """
 
 from __future__ import annotations
 
-from .docker_archive import write_docker_archive
-from .oci_layout import write_oci_layout
-from .reader import DOCKER_LAYER_TAR, FORMATS, ArchiveSource, open_archive
-from .split import SplitReader, SplitWriter, open_split, parse_size
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "write_docker_archive": "docker_archive",
+    "write_oci_layout": "oci_layout",
+    "DOCKER_LAYER_TAR": "reader",
+    "FORMATS": "reader",
+    "ArchiveSource": "reader",
+    "open_archive": "reader",
+    "SplitReader": "split",
+    "SplitWriter": "split",
+    "open_split": "split",
+    "parse_size": "split",
+}
 
 __all__ = [
     "DOCKER_LAYER_TAR",
@@ -25,3 +40,22 @@ __all__ = [
     "write_docker_archive",
     "write_oci_layout",
 ]
+
+if TYPE_CHECKING:
+    from .docker_archive import write_docker_archive
+    from .oci_layout import write_oci_layout
+    from .reader import DOCKER_LAYER_TAR, FORMATS, ArchiveSource, open_archive
+    from .split import SplitReader, SplitWriter, open_split, parse_size
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

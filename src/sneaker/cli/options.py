@@ -181,6 +181,21 @@ def parse_split_option(value: str | None) -> int | None:
     return parse_size(value)
 
 
+images_file_option = click.option(
+    "-f",
+    "--images-file",
+    "images_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
+)
+from_option = click.option(
+    "--from",
+    "from_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
+)
 platform_option = click.option(
     "--platform",
     metavar="OS/ARCH[/VARIANT]|all|LIST",

@@ -9,6 +9,8 @@ import click
 
 from .options import (
     RegistryAccess,
+    from_option,
+    images_file_option,
     json_option,
     mirror_option,
     open_client_factory,
@@ -16,22 +18,6 @@ from .options import (
     platform_option,
     quiet_option,
     registry_options,
-)
-
-images_file_option = click.option(
-    "-f",
-    "--images-file",
-    "images_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
-)
-from_option = click.option(
-    "--from",
-    "from_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
 )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import (
     RegistryAccess,
+    from_option,
+    images_file_option,
     json_option,
     load_registry_settings,
     mirror_option,
@@ -19,7 +22,9 @@ from .options import (
     registry_options,
     split_option,
 )
-from .plan import from_option, images_file_option
+
+if TYPE_CHECKING:
+    from ..inventory import Inventory
 
 
 @click.command("pull")
@@ -100,7 +105,6 @@ def command(
     from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
     from ..imagelist import collect_images
-    from ..inventory import load_base
     from ..progress import choose_progress
     from ..verbs.pull import pull
 
@@ -113,7 +117,11 @@ def command(
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
     options = registry.build()
     settings = load_registry_settings(mirrors, registry.plain_http)
-    base = load_base(since, have)
+    base: Inventory | None = None
+    if since or have:
+        from ..inventory import load_base  # reads archives and inventory files: deltas only
+
+        base = load_base(since, have)
     progress = choose_progress(quiet or as_json)
     try:
         result = pull(

@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 import warnings
 from typing import Any, TextIO
 
@@ -26,6 +25,8 @@ def _one_line(text: str) -> str:
 def report(exc: BaseException) -> int:
     """Print ``exc`` for a person and return the exit code that goes with it."""
     if debug_enabled():
+        import traceback  # only for --debug: keeps start-up (sneaker --version) lean
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if isinstance(exc, SneakerError):
         click.echo(f"error: {_one_line(exc.message)}", err=True)

@@ -21,14 +21,16 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "DOCKER_HUB_SERVER_URL",
@@ -190,6 +192,8 @@ def _clean(text: str, *secrets: str) -> str:
 def _run_helper(
     name: str, verb: str, payload: str, env: Mapping[str, str] | None, *secrets: str
 ) -> subprocess.CompletedProcess[str]:
+    import subprocess  # only a credential helper needs it: most runs never start one
+
     program = _helper_program(name, env)
     try:
         return subprocess.run(

@@ -29,7 +29,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -69,11 +69,9 @@ _REGISTRY_KEYS = frozenset(
 _MIRROR_KEYS = frozenset({"location", "insecure", "pull-from-mirror"})
 _V1_TABLES = frozenset({"search", "insecure", "block"})
 
-_toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
-_toml_loads = cast(Callable[[str], dict[str, Any]], _toml.loads)
-_TOMLDecodeError = cast(type[ValueError], _toml.TOMLDecodeError)
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_TOML_AT_END = re.compile(r"\s*\(at end of document\)\s*$")
+# patterns of tomllib's error messages (re caches them compiled; an error is rare)
+_TOML_POSITION = r"\s*\(at line (\d+), column (\d+)\)\s*$"
+_TOML_AT_END = r"\s*\(at end of document\)\s*$"
 
 
 @dataclass(frozen=True)
@@ -221,7 +219,8 @@ def default_registries_conf_files(
 # -- parsing --------------------------------------------------------------------------
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$")
+# a table header line; compiled (and cached) by re on first use, when a file is parsed
+_HEADER = r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(?:#.*)?$"
 
 
 class _Lines:
@@ -234,7 +233,7 @@ class _Lines:
         self.table_starts: dict[str, int] = {}
         self.header_lines: set[int] = set()
         for number, raw in enumerate(self.lines, 1):
-            found = _HEADER.match(raw)
+            found = re.match(_HEADER, raw)
             if not found:
                 continue
             self.header_lines.add(number)
@@ -275,19 +274,21 @@ def _where(path: Path | str, line: int | None) -> str:
 
 def load_toml(text: str, path: Path | str) -> dict[str, Any]:
     """Parse TOML; a syntax error becomes ConfigError naming the file and the line."""
+    # imported here, not at the top: most machines have no registries.conf to parse
+    toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
     try:
-        return _toml_loads(text)
-    except _TOMLDecodeError as exc:
+        return cast(dict[str, Any], toml.loads(text))
+    except toml.TOMLDecodeError as exc:
         message = str(exc)
-        position = _TOML_POSITION.search(message)
+        position = re.search(_TOML_POSITION, message)
         if position:
             line, column = int(position.group(1)), int(position.group(2))
             reason = message[: position.start()]
             raise ConfigError(
                 f"{path}, line {line}: invalid TOML: {reason} (column {column})"
             ) from None
-        if _TOML_AT_END.search(message):
-            reason = _TOML_AT_END.sub("", message)
+        if re.search(_TOML_AT_END, message):
+            reason = re.sub(_TOML_AT_END, "", message)
             line = max(1, len(text.splitlines()))
             raise ConfigError(
                 f"{path}, line {line}: invalid TOML: {reason} (at the end of the file)"
