@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -126,6 +127,22 @@ def _partials(cache: Path) -> dict[str, int]:
     return {f"sha256:{p.name}": p.stat().st_size for p in partial.iterdir() if p.suffix != ".json"}
 
 
+def _assert_archive_holds(out: Path, medium: Medium) -> None:
+    """``out`` is a tar holding every blob of the image, each hashing to its name.
+
+    Layers are written into the archive while they download (and resumed ones
+    copied in from the partial file first): whatever the faults, each must come
+    out whole and right.
+    """
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        assert "manifest.json" in names
+        for blob in medium.layout.blobs:
+            member = tar.extractfile(f"blobs/sha256/{blob.hex}")
+            assert member is not None, blob.digest
+            assert hashlib.sha256(member.read()).hexdigest() == blob.hex, blob.digest
+
+
 def _assert_cache_sound(cache: Path) -> None:
     """Every complete blob in the cache hashes to its name."""
     for path in (cache / "blobs" / "sha256").glob("*"):
@@ -155,6 +172,7 @@ def test_cut_mid_stream_resumes_with_range(
     second = _blob_gets(proxy, big.digest)[-1]
     assert (second.status, second.start, second.received) == (206, cut_at, big.size - cut_at)
     _assert_cache_sound(tmp_path / "cache")
+    _assert_archive_holds(out, medium)
 
 
 def test_body_cut_again_and_again_gives_up_with_the_last_error(
@@ -402,6 +420,7 @@ def test_killed_pull_resumes_fetching_only_what_is_missing(
     assert fetched == missing
     assert _partials(cache) == {}
     _assert_cache_sound(cache)
+    _assert_archive_holds(out, medium)
 
 
 def test_partial_files_are_checked_before_they_are_trusted(
@@ -417,6 +436,7 @@ def test_partial_files_are_checked_before_they_are_trusted(
     (partial / whole.hex).write_bytes(medium.layout.blob_path(whole).read_bytes())
     (partial / damaged.hex).write_bytes(b"\0" * 1000)
     result = _pull(env, medium.ref(proxy.host), tmp_path / "out.tar", cache)
+    _assert_archive_holds(tmp_path / "out.tar", medium)
     summary = _summary(result)
     assert (summary["resumed"], summary["downloaded"]) == (1, len(medium.layout.blobs) - 1)
     assert _blob_gets(proxy, whole.digest) == []
@@ -512,6 +532,7 @@ def test_two_pulls_share_one_cache_and_fetch_each_blob_once(
     for code, _, stderr in results:
         assert code == 0, stderr.decode()
     assert outs[0].read_bytes() == outs[1].read_bytes()
+    _assert_archive_holds(outs[0], medium)
     for blob in medium.layout.blobs:
         requests = proxy.seen(path_contains=f"/blobs/{blob.digest}")
         assert [r.method for r in requests] == ["GET"], f"{blob.digest}: {requests}"
@@ -542,7 +563,33 @@ def test_cache_is_shared_by_formats_and_no_cache_leaves_none(
     sneaker("pull", "-q", "--no-cache", "-o", out_dir / "x.tar", ref, env=env, timeout=300)
     assert [p.name for p in out_dir.iterdir()] == ["x.tar"]
     assert len(proxy.served("/blobs/")) == len(medium.layout.blobs)
+    assert (out_dir / "x.tar").read_bytes() == (tmp_path / "out.tar").read_bytes()
     assert not Path(env["SNEAKER_CACHE_DIR"]).exists()
+
+
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_archive_streamed_where_files_cannot_be_sparse_is_the_same(
+    fmt: str, medium: Medium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Layers go into their place in the archive as they download; where the output's
+    filesystem cannot leave holes (FAT), the archive is written in order instead.
+    Both ways give the same bytes."""
+    import sneaker
+    from sneaker.archive import slots
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    ref = medium.ref(medium.registry.host)
+    in_place = tmp_path / "in-place.tar"
+    sneaker.pull([ref], in_place, format=fmt, cache_dir=tmp_path / "cache-a")
+    monkeypatch.setattr(slots, "_keeps_holes", lambda directory: False)
+    in_order = tmp_path / "in-order.tar"
+    sneaker.pull([ref], in_order, format=fmt, cache_dir=tmp_path / "cache-b")
+    assert in_order.read_bytes() == in_place.read_bytes()
+    with tarfile.open(in_place) as tar:
+        for blob in medium.layout.blobs:
+            member = tar.extractfile(f"blobs/sha256/{blob.hex}")
+            assert member is not None
+            assert hashlib.sha256(member.read()).hexdigest() == blob.hex
 
 
 # -- memory ---------------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from typing import Any
 from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import UsageError
-from ..imageset import BlobSource, ImageRecord
+from ..imageset import ImageRecord
 from ..model import Descriptor
-from .tar import TarWriter, blob_member, dump_json
+from .tar import TarPlan, blob_member, dump_json
 
 __all__ = [
     "ANNOTATION_IMAGE_NAME",
@@ -28,8 +28,8 @@ __all__ = [
     "index_document",
     "index_entries",
     "layout_blobs",
+    "layout_tar_plan",
     "record_names",
-    "write_layout_tar",
 ]
 
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
@@ -117,29 +117,28 @@ def blob_order(items: dict[Digest, bytes | Descriptor]) -> list[Digest]:
     return sorted(items, key=lambda digest: (size(digest), digest))
 
 
-def write_layout_tar(
-    tar: TarWriter,
+def layout_tar_plan(
     records: Sequence[ImageRecord],
-    blobs: BlobSource,
     extra: dict[str, bytes],
     omit: Container[Digest] = (),
-) -> None:
-    """Blobs (in :func:`blob_order`, bar ``omit``), then ``index.json``, ``oci-layout``
-    and ``extra``, by name."""
+) -> TarPlan:
+    """The tar of an OCI layout: blobs (in :func:`blob_order`, bar ``omit``), then
+    ``index.json``, ``oci-layout`` and ``extra``, by name."""
     if not records:
         raise UsageError("no images to write")
     index = index_document(index_entries(records))
     items = layout_blobs(records, omit)
-    tar.add_dir("blobs")
+    plan = TarPlan()
+    plan.add_dir("blobs")
     for algorithm in sorted({d.algorithm for d in items}):
-        tar.add_dir(f"blobs/{algorithm}")
+        plan.add_dir(f"blobs/{algorithm}")
     for digest in blob_order(items):
         item = items[digest]
         if isinstance(item, bytes):
-            tar.add_bytes(blob_member(digest), item)
+            plan.add_bytes(blob_member(digest), item)
         else:
-            tar.add_blob(blob_member(digest), item, blobs)
+            plan.add_blob(blob_member(digest), item)
     files = {"index.json": index, "oci-layout": OCI_LAYOUT_BYTES, **extra}
     for name in sorted(files):
-        tar.add_bytes(name, files[name])
-    tar.finish()
+        plan.add_bytes(name, files[name])
+    return plan

@@ -30,6 +30,7 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -50,13 +51,15 @@ __all__ = [
     "BLOCK",
     "FileSink",
     "Sink",
-    "TarWriter",
+    "TarEntry",
+    "TarPlan",
     "atomic_file",
     "blob_member",
     "check_output_path",
     "copy_blob",
     "dump_json",
     "output_sink",
+    "pwrite_all",
     "refuse_overwriting_inputs",
     "temp_name",
 ]
@@ -106,19 +109,20 @@ class FileSink:
             view = view[n:]
         return total
 
-    def copy_from_fd(self, fd: int, offset: int, count: int) -> None:
-        """Append ``count`` bytes of ``fd`` starting at ``offset``; fail if it has fewer."""
+    def copy_from_fd(self, fd: int, offset: int, count: int, *, at: int | None = None) -> None:
+        """Append ``count`` bytes of ``fd`` starting at ``offset`` (or write them at
+        position ``at``, leaving the file position alone); fail if ``fd`` has fewer."""
         while count > 0:
             n = -1
             if self._copy_file_range:
                 try:
-                    n = os.copy_file_range(fd, self.fd, min(count, _BIG_COPY), offset)
+                    n = os.copy_file_range(fd, self.fd, min(count, _BIG_COPY), offset, at)
                 except OSError as exc:
                     if exc.errno not in _FALLBACK_ERRNOS:
                         raise
                     self._copy_file_range = False
                     continue
-            elif self._sendfile:
+            elif self._sendfile and at is None:
                 try:
                     n = os.sendfile(self.fd, fd, offset, min(count, _BIG_COPY))
                 except OSError as exc:
@@ -131,11 +135,24 @@ class FileSink:
                     self._buf = bytearray(COPY_CHUNK)
                 mv = memoryview(self._buf)[: min(count, COPY_CHUNK)]
                 n = preadinto(fd, mv, offset)
-                self.write(mv[:n])
+                if at is None:
+                    self.write(mv[:n])
+                else:
+                    pwrite_all(self.fd, mv[:n], at)
             if n == 0:
                 raise IntegrityError(f"file ended {count} bytes early while copying it")
             offset += n
             count -= n
+            if at is not None:
+                at += n
+
+
+def pwrite_all(fd: int, data: memoryview, position: int) -> None:
+    """Write all of ``data`` at ``position`` of ``fd`` (the file position stays)."""
+    while data:
+        n = os.pwrite(fd, data, position)
+        data = data[n:]
+        position += n
 
 
 def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
@@ -396,25 +413,67 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
-class TarWriter:
-    """Writes a deterministic tar stream to a :class:`Sink`, one member at a time."""
+@dataclass(frozen=True)
+class TarEntry:
+    """One member of a :class:`TarPlan`: its header, where its data starts, and the data
+    (bytes written as they are, or a blob's descriptor: copied from a blob source)."""
 
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
+    header: bytes
+    offset: int
+    data: bytes | Descriptor
+
+
+class TarPlan:
+    """A deterministic tar laid out before any byte of it is written.
+
+    Every size is known up front (a blob's from its descriptor), so every member
+    has a fixed place: the tar can be streamed in order (:meth:`stream`, what a
+    split or non-seekable output needs), or its blobs can go into their places
+    in whatever order they arrive (:func:`slotted_tar`). Both give the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[TarEntry] = []
+        #: bytes up to the end of the last member (the two closing zero blocks not included)
+        self.end = 0
+
+    @property
+    def size(self) -> int:
+        """The size of the whole tar."""
+        return self.end + 2 * BLOCK
+
+    def _add(self, name: str, kind: bytes, size: int, data: bytes | Descriptor) -> None:
+        header = _header(name, size, kind)
+        offset = self.end + len(header)
+        self.entries.append(TarEntry(header, offset, data))
+        self.end = offset + size + len(_padding(size))
 
     def add_dir(self, name: str) -> None:
-        self.sink.write(_header(name, 0, tarfile.DIRTYPE))
+        self._add(name, tarfile.DIRTYPE, 0, b"")
 
     def add_bytes(self, name: str, data: bytes) -> None:
-        self.sink.write(_header(name, len(data), tarfile.REGTYPE) + data + _padding(len(data)))
+        self._add(name, tarfile.REGTYPE, len(data), data)
 
-    def add_blob(self, name: str, desc: Descriptor, blobs: BlobSource) -> None:
-        """A member holding blob ``desc``, copied (and checked) from ``blobs``."""
-        self.sink.write(_header(name, desc.size, tarfile.REGTYPE))
-        copy_blob(blobs, desc, self.sink)
-        pad = _padding(desc.size)
-        if pad:
-            self.sink.write(pad)
+    def add_blob(self, name: str, desc: Descriptor) -> None:
+        self._add(name, tarfile.REGTYPE, desc.size, desc)
 
-    def finish(self) -> None:
-        self.sink.write(bytes(2 * BLOCK))
+    def blobs(self) -> Iterator[tuple[int, Descriptor]]:
+        """(offset, descriptor) of every blob member, in tar order."""
+        for entry in self.entries:
+            if isinstance(entry.data, Descriptor):
+                yield entry.offset, entry.data
+
+    def stream(self, sink: Sink, blobs: BlobSource) -> None:
+        """Write the whole tar to ``sink`` in order, copying (and checking) each blob."""
+        for entry in self.entries:
+            data = entry.data
+            if isinstance(data, Descriptor):
+                sink.write(entry.header)
+                copy_blob(blobs, data, sink)
+                pad = _padding(data.size)
+            else:
+                sink.write(entry.header + data + _padding(len(data)))
+                continue
+            if pad:
+                sink.write(pad)
+        sink.write(bytes(2 * BLOCK))

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..archive.tar import check_output_path
 from ..cache import BlobCache, default_cache_dir
-from ..delta import DeltaMarker, docker_format_refusal, plan_delta
 from ..errors import UsageError
 from ..fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
 from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
@@ -29,6 +28,7 @@ from ..selection import PlatformRequest
 from .output import WrittenOutput
 
 if TYPE_CHECKING:
+    from ..delta import DeltaMarker
     from ..inventory import Inventory
     from ..registry.client import RegistryClient, RegistryOptions
     from ..settings import RegistrySettings
@@ -133,11 +133,11 @@ def pull(
     with a marker (see :mod:`sneaker.delta`); ``format`` defaults to ``oci``
     then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
     """
-    from ..archive import write_docker_archive, write_oci_layout
-
     if format is None:
         format = "oci" if base is not None else "docker"
     if base is not None and format == "docker":
+        from ..delta import docker_format_refusal
+
         raise docker_format_refusal()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
@@ -195,6 +195,8 @@ def pull(
 
         delta = None
         if base is not None:
+            from ..delta import plan_delta
+
             delta = plan_delta([item.record for _, item in resolved], base)
             if not delta.omitted:
                 progress.message("the base has none of these layers: writing a full archive")
@@ -246,25 +248,12 @@ def pull(
                 )
             )
 
-        def write(blobs: BlobSource) -> None:
-            """The archive, written while the layers download: each blob is copied
-            in the writer's fixed order as soon as it is in the cache."""
-            if kind == "docker-archive":
-                write_docker_archive(records, blobs, output_path, split=split)
-            else:
-                write_oci_layout(
-                    records,
-                    blobs,
-                    output_path,
-                    as_tar=kind == "oci-archive",
-                    split=split,
-                    delta=delta,
-                )
-
         progress.message(f"writing {output_path}")
-        layer_stats, _ = fetch_while(
-            blob_jobs(False), cache, write, parallel=jobs, progress=progress
-        )
+        target = _Target(records, output_path, kind, split, delta)
+        if kind == "oci-layout" or split is not None:
+            layer_stats = _write_while_fetching(target, blob_jobs(False), cache, jobs, progress)
+        else:
+            layer_stats = _fetch_into_archive(target, blob_jobs(False), cache, jobs, progress)
         result.stats = FetchStats(
             downloaded=config_stats.downloaded + layer_stats.downloaded,
             cached=config_stats.cached + layer_stats.cached,
@@ -275,3 +264,61 @@ def pull(
 
             result.parts = split_parts(output_path) or []
         return result
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What one pull writes, and where."""
+
+    records: Sequence[ImageRecord]
+    path: Path
+    kind: str  # docker-archive, oci-archive or oci-layout
+    split: int | None
+    delta: DeltaMarker | None
+
+
+def _fetch_into_archive(
+    target: _Target, layer_jobs: list[BlobJob], cache: BlobCache, jobs: int, progress: Progress
+) -> FetchStats:
+    """An archive file laid out at once, each layer written into its place as it
+    downloads (and into the cache); the rest (configs, cached blobs) copied in."""
+    from ..archive.slots import slotted_tar
+
+    if target.kind == "docker-archive":
+        from ..archive.docker_archive import docker_archive_plan
+
+        plan = docker_archive_plan(target.records)
+    else:
+        from ..archive.oci_layout import oci_archive_plan
+
+        plan = oci_archive_plan(target.records, target.delta)
+    with slotted_tar(plan, target.path) as archive:
+        if archive is None:  # no sparse files or positional writes here: write in order
+            return _write_while_fetching(target, layer_jobs, cache, jobs, progress)
+        stats = fetch_blobs(layer_jobs, cache, parallel=jobs, progress=progress, tee=archive.slot)
+        archive.fill(cache)
+        return stats
+
+
+def _write_while_fetching(
+    target: _Target, layer_jobs: list[BlobJob], cache: BlobCache, jobs: int, progress: Progress
+) -> FetchStats:
+    """The archive or layout written in its own order while the layers download:
+    each blob is copied as soon as it is in the cache."""
+    from ..archive import write_docker_archive, write_oci_layout
+
+    def write(blobs: BlobSource) -> None:
+        if target.kind == "docker-archive":
+            write_docker_archive(target.records, blobs, target.path, split=target.split)
+        else:
+            write_oci_layout(
+                target.records,
+                blobs,
+                target.path,
+                as_tar=target.kind == "oci-archive",
+                split=target.split,
+                delta=target.delta,
+            )
+
+    stats, _ = fetch_while(layer_jobs, cache, write, parallel=jobs, progress=progress)
+    return stats
