@@ -20,8 +20,9 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +34,58 @@ from .model import Descriptor
 __all__ = ["BlobCache", "PartialState", "default_cache_dir"]
 
 _LOCK_POLL = 0.2
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+class _FlockLock:
+    """An exclusive ``flock`` on a lock file, held through its open descriptor."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+class _PortableLock:
+    """The same through ``filelock``, where there is no ``flock`` (Windows)."""
+
+    def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
+        self._lock = FileLock(str(path))
+
+    def try_acquire(self) -> bool:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def default_cache_dir() -> Path:
@@ -85,12 +138,6 @@ class BlobCache:
         except FileNotFoundError:
             return False
 
-    def lock(self, digest: Digest) -> AbstractContextManager[object]:
-        """The inter-process lock of one digest (blocking; see :meth:`locked`)."""
-        from filelock import FileLock
-
-        return FileLock(str(self._lock_path(digest)))
-
     def _lock_path(self, digest: Digest) -> Path:
         lock_path = self.root / "locks" / digest.algorithm / f"{digest.hex}.lock"
         self._ensure_dir(lock_path.parent)
@@ -108,22 +155,22 @@ class BlobCache:
 
         ``on_wait`` is called once if the lock is busy; ``cancel`` (when set) ends
         the wait with :class:`Interrupted`. The lock is an OS file lock: a process
-        that dies (even by SIGKILL) releases it.
+        that dies (even by SIGKILL) releases it. On POSIX it is a bare ``flock``
+        (a few microseconds, paid once per blob); elsewhere ``filelock`` does it.
         """
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self._lock_path(digest)))
-        timeout = 0.0
-        while True:
-            try:
-                lock.acquire(timeout=timeout, poll_interval=0.05)
-                break
-            except Timeout:
-                if cancel is not None and cancel.is_set():
-                    raise Interrupted("cancelled while waiting for a blob lock") from None
-                if timeout == 0.0 and on_wait is not None:
-                    on_wait()
-                timeout = _LOCK_POLL
+        path = self._lock_path(digest)
+        lock = _FlockLock(path) if fcntl is not None else _PortableLock(path)
+        waited = False
+        while not lock.try_acquire():
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("cancelled while waiting for a blob lock")
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            if cancel is not None:
+                cancel.wait(_LOCK_POLL)
+            else:
+                time.sleep(_LOCK_POLL)
         try:
             yield
         finally:

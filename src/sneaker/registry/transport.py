@@ -3,9 +3,10 @@
 * One pool manager per (registry-or-other host, proxy), 16 connections each,
   so parallel blob downloads share warm connections.
 * https by default; a loopback registry (``localhost``, 127.0.0.0/8, ``::1``)
-  falls back to http when https fails to connect or handshake (as docker does)
-  but never when the certificate is refused or the server answers with a TLS
-  alert (it speaks TLS: a missing client certificate, say); ``plain_http`` means http.
+  is spoken to over http when it does not speak TLS (as docker does), but never
+  when the certificate is refused or the server answers with a TLS alert (a
+  missing client certificate, say); ``plain_http`` means http. Which one it
+  speaks is found by a bare handshake first (no request, no trust store loaded).
 * Retries with capped exponential backoff and jitter for connection errors,
   timeouts, 502/503/504 and 429 (honouring ``Retry-After``). A host that could
   not be connected to after all of them is not tried again by this transport:
@@ -217,6 +218,37 @@ def _tls_alert(exc: BaseException) -> str | None:
     return None
 
 
+def _speaks_tls(host: str, timeout: float | None) -> bool | None:
+    """Whether the (loopback) server at ``host`` answers a TLS handshake: None if it
+    cannot be reached at all.
+
+    A bare handshake: nothing is sent after it, and no certificate is checked or
+    presented (the real connection, made next with the registry's context, checks
+    it). So deciding between https and http costs one local round trip, not the
+    tens of milliseconds of loading a trust store for a server that speaks http.
+    A server that answers with a TLS alert (a client certificate required, say)
+    speaks TLS too.
+    """
+    parts = urlsplit(f"//{host}")
+    name = parts.hostname or host
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        sock = socket.create_connection((name, parts.port or 443), timeout=timeout)
+    except OSError:
+        return None
+    try:
+        with context.wrap_socket(sock, server_hostname=name):
+            return True
+    except ssl.SSLError as exc:
+        return _tls_alert(exc) is not None
+    except OSError:
+        return False  # reset or closed on a TLS hello: a server, but no TLS
+    finally:
+        sock.close()
+
+
 class _UnverifiedHTTPSPool(urllib3.HTTPSConnectionPool):
     """HTTPS to a registry whose certificate is deliberately not checked (``insecure``).
 
@@ -375,6 +407,19 @@ class Transport:
         url = self._with_scheme(url)
         if not (self.is_registry_url(url) and self._scheme is None):
             return self._open(method, url, headers, body), url
+        tls = _speaks_tls(self.host, self.options.timeout)
+        if tls is not None:
+            with self._lock:
+                if self._scheme is None:
+                    self._scheme = "https" if tls else "http"
+                    if not tls:
+                        log.info(
+                            "%s does not answer a TLS handshake: using plain http, "
+                            "as for any loopback registry",
+                            self.host,
+                        )
+            return self._open_choosing_scheme(method, url, headers, body, rewinder)
+        # not reachable: try https, then http, and report what the last attempt met
         https_url = "https" + url[len(urlsplit(url).scheme) :]
         try:
             response = self._open(method, https_url, headers, body)
