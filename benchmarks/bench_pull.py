@@ -175,6 +175,14 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true", help="skip docker pull + save")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-skopeo", action="store_true", help="skip the skopeo rows")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also time the sneaker in this source directory (the src/ of another checkout, "
+        "e.g. from `git worktree add`), side by side with this one",
+    )
     args = parser.parse_args()
 
     work = short_tempdir("snkbench-")
@@ -201,6 +209,9 @@ def main() -> int:
 
         sneaker = _sneaker_argv()
         env = _sneaker_env(work)
+        if args.baseline is not None:  # both run the same way, each from its source tree
+            sneaker = [sys.executable, "-m", "sneaker"]
+            env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
         skopeo_env = {**env, "REGISTRY_AUTH_FILE": str(empty_auth_file())}
         skopeo = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false"]
         jobs = ["-j", str(args.jobs)] if args.jobs else []
@@ -229,6 +240,19 @@ def main() -> int:
             tar = out / f"{n}.tar"
             layout_dir = out / f"{n}-oci"
             pull = [*sneaker, "pull", "-q", *jobs]
+            base_cases: list[Case] = []
+            if args.baseline is not None:
+                base_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+                base_pull = [sys.executable, "-m", "sneaker", "pull", "-q", *jobs]
+                base_cases = [
+                    Case(n, "baseline sneaker -> docker archive", _clean(cold, tar),
+                         [*base_pull, "--cache-dir", str(cold), "-o", str(tar), ref], base_env),
+                    Case(n, "baseline sneaker -> OCI layout", _clean(cold, layout_dir),
+                         [*base_pull, "--cache-dir", str(cold), "--format", "oci",
+                          "-o", f"{layout_dir}/", ref], base_env),
+                    Case(n, f"baseline {WARM}", _clean(tar),
+                         [*base_pull, "--cache-dir", str(warm), "-o", str(tar), ref], base_env),
+                ]  # fmt: skip
             cases += [
                 Case(n, "curl (limit)", make_dir, curl),
                 Case(n, "sneaker -> docker archive", _clean(cold, tar),
@@ -240,11 +264,15 @@ def main() -> int:
                      [*pull, "--cache-dir", str(warm), "-o", str(tar), ref], env),
                 Case(n, "cat cached blobs > file (warm limit)", _clean(tar),
                      ["sh", "-c", f'cat "{warm}"/blobs/sha256/* > "{tar}"']),
-                Case(n, "skopeo -> docker-archive", _clean(tar),
-                     [*skopeo, f"docker://{ref}", f"docker-archive:{tar}:{ref}"], skopeo_env),
-                Case(n, "skopeo -> oci", _clean(layout_dir),
-                     [*skopeo, f"docker://{ref}", f"oci:{layout_dir}:img"], skopeo_env),
+                *base_cases,
             ]  # fmt: skip
+            if not args.no_skopeo:
+                cases += [
+                    Case(n, "skopeo -> docker-archive", _clean(tar),
+                         [*skopeo, f"docker://{ref}", f"docker-archive:{tar}:{ref}"], skopeo_env),
+                    Case(n, "skopeo -> oci", _clean(layout_dir),
+                         [*skopeo, f"docker://{ref}", f"oci:{layout_dir}:img"], skopeo_env),
+                ]  # fmt: skip
             if docker is not None:
                 dock = [docker.client, "-H", docker.host]
 
