@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from .cache import BlobCache
 from .digest import DigestingWriter
@@ -48,7 +48,6 @@ __all__ = [
     "CHUNK",
     "ArrivingBlobs",
     "BlobJob",
-    "BlobTee",
     "FetchStats",
     "fetch_blobs",
     "fetch_one",
@@ -73,21 +72,6 @@ class BlobJob:
     repository: str
     desc: Descriptor
     label: str = ""
-
-
-class BlobTee(Protocol):
-    """Where a blob's bytes also go while it downloads (its slot in an archive being written).
-
-    A download writes each chunk to the cache and, at the same position, here;
-    a blob resumed from bytes already on disk, or found in the cache, is copied
-    in from that file. :meth:`done` follows only once the blob is verified.
-    """
-
-    def write_at(self, position: int, data: bytes | bytearray | memoryview) -> None: ...
-
-    def copy_from(self, fd: int, count: int) -> None: ...
-
-    def done(self) -> None: ...
 
 
 @dataclass
@@ -148,11 +132,9 @@ def fetch_one(
     progress: Progress,
     sleep: Callable[[float], None] = time.sleep,
     cancel: threading.Event | None = None,
-    tee: BlobTee | None = None,
 ) -> str:
     """Fetch one blob into ``cache``; return ``"cached"``, ``"resumed"`` or ``"downloaded"``.
 
-    With ``tee``, the blob's bytes also go there (see :class:`BlobTee`).
     Raises :class:`Interrupted` when ``cancel`` is set (the partial file stays),
     :class:`IntegrityError` when the registry's bytes do not match the
     descriptor (nothing stays), and the transport's error when a request fails
@@ -163,7 +145,6 @@ def fetch_one(
     label = job.label or desc.digest.short
     progress.start(key, label, desc.size)
     if cache.has(desc):
-        _tee_from_cache(tee, cache, desc)
         progress.finish(key, "cached")
         return "cached"
 
@@ -172,7 +153,6 @@ def fetch_one(
 
     with cache.locked(desc.digest, cancel=cancel, on_wait=waiting):
         if cache.has(desc):  # the other process finished it meanwhile
-            _tee_from_cache(tee, cache, desc)
             progress.finish(key, "cached")
             return "cached"
         reused = False
@@ -189,7 +169,6 @@ def fetch_one(
                 state, offset = None, 0
             if offset == desc.size and offset > 0:
                 if _complete_partial(cache, desc, key):
-                    _tee_from_cache(tee, cache, desc)
                     progress.finish(key, "resumed")
                     return "resumed"
                 state, offset = None, 0
@@ -237,16 +216,11 @@ def fetch_one(
                             _hash_existing(handle, writer, offset)
                             handle.seek(offset)
                             handle.truncate()
-                            if tee is not None:
-                                tee.copy_from(handle.fileno(), offset)
                         reused = resume
                         progress.reset(key, writer.written)
                         for chunk in response.iter_chunks(CHUNK):
                             _check_cancel(cancel)
-                            position = writer.written
                             writer.write(chunk)
-                            if tee is not None:
-                                tee.write_at(position, chunk)
                             progress.advance(key, len(chunk))
                             if pending is not None and CHUNK <= writer.written < desc.size:
                                 cache.save_validator(desc.digest, pending)
@@ -276,19 +250,8 @@ def fetch_one(
                     continue
                 raise
             cache.commit_partial(desc.digest)
-            if tee is not None:
-                tee.done()
             progress.finish(key, "resumed" if reused else "")
             return "resumed" if reused else "downloaded"
-
-
-def _tee_from_cache(tee: BlobTee | None, cache: BlobCache, desc: Descriptor) -> None:
-    """A blob that needed no download: copy it from the cache into ``tee``."""
-    if tee is None:
-        return
-    with cache.path(desc.digest).open("rb") as handle:
-        tee.copy_from(handle.fileno(), desc.size)
-    tee.done()
 
 
 class _Pool:
@@ -385,7 +348,6 @@ def fetch_blobs(
     progress: Progress | None = None,
     on_done: Callable[[Descriptor], None] | None = None,
     cancel: threading.Event | None = None,
-    tee: Callable[[Descriptor], BlobTee | None] | None = None,
 ) -> FetchStats:
     """Fetch every job's blob (each digest once) with ``parallel`` threads, largest first.
 
@@ -394,7 +356,6 @@ def fetch_blobs(
     raised. Ctrl-C does the same and raises :class:`KeyboardInterrupt`.
     ``on_done`` is called (on a worker thread) as each blob lands in the cache;
     setting ``cancel`` from another thread stops the downloads the same way.
-    ``tee`` gives, for a blob, where its bytes also go (see :class:`BlobTee`).
     """
     progress = progress or NullProgress()
     unique: dict[str, BlobJob] = {}
@@ -407,9 +368,7 @@ def fetch_blobs(
     cancel = cancel or threading.Event()
 
     def work(job: BlobJob) -> str:
-        result = fetch_one(
-            job, cache, progress, cancel=cancel, tee=tee(job.desc) if tee is not None else None
-        )
+        result = fetch_one(job, cache, progress, cancel=cancel)
         if on_done is not None:
             on_done(job.desc)
         return result

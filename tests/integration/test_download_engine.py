@@ -130,9 +130,8 @@ def _partials(cache: Path) -> dict[str, int]:
 def _assert_archive_holds(out: Path, medium: Medium) -> None:
     """``out`` is a tar holding every blob of the image, each hashing to its name.
 
-    Layers are written into the archive while they download (and resumed ones
-    copied in from the partial file first): whatever the faults, each must come
-    out whole and right.
+    The archive is written while the layers download (each copied from the cache as
+    it lands): whatever the faults, each must come out whole and right.
     """
     with tarfile.open(out) as tar:
         names = set(tar.getnames())
@@ -565,31 +564,6 @@ def test_cache_is_shared_by_formats_and_no_cache_leaves_none(
     assert len(proxy.served("/blobs/")) == len(medium.layout.blobs)
     assert (out_dir / "x.tar").read_bytes() == (tmp_path / "out.tar").read_bytes()
     assert not Path(env["SNEAKER_CACHE_DIR"]).exists()
-
-
-@pytest.mark.parametrize("fmt", ["docker", "oci"])
-def test_archive_streamed_where_files_cannot_be_sparse_is_the_same(
-    fmt: str, medium: Medium, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Layers go into their place in the archive as they download; where the output's
-    filesystem cannot leave holes (FAT), the archive is written in order instead.
-    Both ways give the same bytes."""
-    import sneaker
-    from sneaker.archive import slots
-
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    ref = medium.ref(medium.registry.host)
-    in_place = tmp_path / "in-place.tar"
-    sneaker.pull([ref], in_place, format=fmt, cache_dir=tmp_path / "cache-a")
-    monkeypatch.setattr(slots, "_keeps_holes", lambda directory: False)
-    in_order = tmp_path / "in-order.tar"
-    sneaker.pull([ref], in_order, format=fmt, cache_dir=tmp_path / "cache-b")
-    assert in_order.read_bytes() == in_place.read_bytes()
-    with tarfile.open(in_place) as tar:
-        for blob in medium.layout.blobs:
-            member = tar.extractfile(f"blobs/sha256/{blob.hex}")
-            assert member is not None
-            assert hashlib.sha256(member.read()).hexdigest() == blob.hex
 
 
 # -- memory ---------------------------------------------------------------------------------------

@@ -59,7 +59,6 @@ __all__ = [
     "copy_blob",
     "dump_json",
     "output_sink",
-    "pwrite_all",
     "refuse_overwriting_inputs",
     "temp_name",
 ]
@@ -109,20 +108,19 @@ class FileSink:
             view = view[n:]
         return total
 
-    def copy_from_fd(self, fd: int, offset: int, count: int, *, at: int | None = None) -> None:
-        """Append ``count`` bytes of ``fd`` starting at ``offset`` (or write them at
-        position ``at``, leaving the file position alone); fail if ``fd`` has fewer."""
+    def copy_from_fd(self, fd: int, offset: int, count: int) -> None:
+        """Append ``count`` bytes of ``fd`` starting at ``offset``; fail if it has fewer."""
         while count > 0:
             n = -1
             if self._copy_file_range:
                 try:
-                    n = os.copy_file_range(fd, self.fd, min(count, _BIG_COPY), offset, at)
+                    n = os.copy_file_range(fd, self.fd, min(count, _BIG_COPY), offset)
                 except OSError as exc:
                     if exc.errno not in _FALLBACK_ERRNOS:
                         raise
                     self._copy_file_range = False
                     continue
-            elif self._sendfile and at is None:
+            elif self._sendfile:
                 try:
                     n = os.sendfile(self.fd, fd, offset, min(count, _BIG_COPY))
                 except OSError as exc:
@@ -135,24 +133,11 @@ class FileSink:
                     self._buf = bytearray(COPY_CHUNK)
                 mv = memoryview(self._buf)[: min(count, COPY_CHUNK)]
                 n = preadinto(fd, mv, offset)
-                if at is None:
-                    self.write(mv[:n])
-                else:
-                    pwrite_all(self.fd, mv[:n], at)
+                self.write(mv[:n])
             if n == 0:
                 raise IntegrityError(f"file ended {count} bytes early while copying it")
             offset += n
             count -= n
-            if at is not None:
-                at += n
-
-
-def pwrite_all(fd: int, data: memoryview, position: int) -> None:
-    """Write all of ``data`` at ``position`` of ``fd`` (the file position stays)."""
-    while data:
-        n = os.pwrite(fd, data, position)
-        data = data[n:]
-        position += n
 
 
 def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
@@ -426,10 +411,10 @@ class TarEntry:
 class TarPlan:
     """A deterministic tar laid out before any byte of it is written.
 
-    Every size is known up front (a blob's from its descriptor), so every member
-    has a fixed place: the tar can be streamed in order (:meth:`stream`, what a
-    split or non-seekable output needs), or its blobs can go into their places
-    in whatever order they arrive (:func:`slotted_tar`). Both give the same bytes.
+    Every size is known up front (a blob's from its descriptor), so every
+    member's place is fixed before the first blob arrives: the docker archive
+    and the OCI archive are one plan each (:func:`~sneaker.archive._layout.layout_tar_plan`),
+    streamed in order by :meth:`stream`.
     """
 
     def __init__(self) -> None:

@@ -248,12 +248,27 @@ def pull(
                 )
             )
 
+        def write(blobs: BlobSource) -> None:
+            """The archive, written while the layers download: each blob is copied
+            in the writer's fixed order as soon as it is in the cache."""
+            from ..archive import write_docker_archive, write_oci_layout
+
+            if kind == "docker-archive":
+                write_docker_archive(records, blobs, output_path, split=split)
+            else:
+                write_oci_layout(
+                    records,
+                    blobs,
+                    output_path,
+                    as_tar=kind == "oci-archive",
+                    split=split,
+                    delta=delta,
+                )
+
         progress.message(f"writing {output_path}")
-        target = _Target(records, output_path, kind, split, delta)
-        if kind == "oci-layout" or split is not None:
-            layer_stats = _write_while_fetching(target, blob_jobs(False), cache, jobs, progress)
-        else:
-            layer_stats = _fetch_into_archive(target, blob_jobs(False), cache, jobs, progress)
+        layer_stats, _ = fetch_while(
+            blob_jobs(False), cache, write, parallel=jobs, progress=progress
+        )
         result.stats = FetchStats(
             downloaded=config_stats.downloaded + layer_stats.downloaded,
             cached=config_stats.cached + layer_stats.cached,
@@ -264,61 +279,3 @@ def pull(
 
             result.parts = split_parts(output_path) or []
         return result
-
-
-@dataclass(frozen=True)
-class _Target:
-    """What one pull writes, and where."""
-
-    records: Sequence[ImageRecord]
-    path: Path
-    kind: str  # docker-archive, oci-archive or oci-layout
-    split: int | None
-    delta: DeltaMarker | None
-
-
-def _fetch_into_archive(
-    target: _Target, layer_jobs: list[BlobJob], cache: BlobCache, jobs: int, progress: Progress
-) -> FetchStats:
-    """An archive file laid out at once, each layer written into its place as it
-    downloads (and into the cache); the rest (configs, cached blobs) copied in."""
-    from ..archive.slots import slotted_tar
-
-    if target.kind == "docker-archive":
-        from ..archive.docker_archive import docker_archive_plan
-
-        plan = docker_archive_plan(target.records)
-    else:
-        from ..archive.oci_layout import oci_archive_plan
-
-        plan = oci_archive_plan(target.records, target.delta)
-    with slotted_tar(plan, target.path) as archive:
-        if archive is None:  # no sparse files or positional writes here: write in order
-            return _write_while_fetching(target, layer_jobs, cache, jobs, progress)
-        stats = fetch_blobs(layer_jobs, cache, parallel=jobs, progress=progress, tee=archive.slot)
-        archive.fill(cache)
-        return stats
-
-
-def _write_while_fetching(
-    target: _Target, layer_jobs: list[BlobJob], cache: BlobCache, jobs: int, progress: Progress
-) -> FetchStats:
-    """The archive or layout written in its own order while the layers download:
-    each blob is copied as soon as it is in the cache."""
-    from ..archive import write_docker_archive, write_oci_layout
-
-    def write(blobs: BlobSource) -> None:
-        if target.kind == "docker-archive":
-            write_docker_archive(target.records, blobs, target.path, split=target.split)
-        else:
-            write_oci_layout(
-                target.records,
-                blobs,
-                target.path,
-                as_tar=target.kind == "oci-archive",
-                split=target.split,
-                delta=target.delta,
-            )
-
-    stats, _ = fetch_while(layer_jobs, cache, write, parallel=jobs, progress=progress)
-    return stats
