@@ -12,7 +12,8 @@ from .options import build_registry_options
 
 
 def _read_password_stdin() -> str:
-    text = click.get_text_stream("stdin").read()
+    stdin = sys.stdin
+    text = stdin.read() if stdin is not None else ""
     # as docker does: one trailing newline (and carriage return) is not part of the password
     text = text.removesuffix("\n").removesuffix("\r")
     if not text:
