@@ -15,7 +15,10 @@ Who retries what:
   error when its retries are spent: that error is final here too;
 * this module retries a body cut off mid-stream, continuing from the bytes
   already on disk; it gives up after :data:`STALL_ATTEMPTS` failures in a row
-  that brought no new byte, or :data:`MAX_ATTEMPTS` in all.
+  that brought no new byte, or :data:`MAX_ATTEMPTS` in all;
+* bytes that do not match the digest are discarded and the client told
+  (``reject_blob``): a client reading through mirrors asks its next endpoint,
+  one registry's mismatch is final.
 
 One digest is downloaded by one thread of one process at a time (a file lock
 per digest in the cache), so sneaker processes sharing a cache never fetch a
@@ -137,8 +140,8 @@ def fetch_one(
 
     Raises :class:`Interrupted` when ``cancel`` is set (the partial file stays),
     :class:`IntegrityError` when the registry's bytes do not match the
-    descriptor (nothing stays), and the transport's error when a request fails
-    for good.
+    descriptor and the client has no other endpoint for them (nothing stays),
+    and the transport's error when a request fails for good.
     """
     desc = job.desc
     key = str(desc.digest)
@@ -242,13 +245,16 @@ def fetch_one(
                 else:
                     sleep(_backoff(stalls))
                 continue
-            except IntegrityError:
+            except IntegrityError as exc:
                 cache.discard_partial(desc.digest)
                 if reused and not restarted:
                     # the bytes kept from an earlier run may be the bad ones: once more, whole
                     restarted = True
                     continue
-                raise
+                final = job.client.reject_blob(job.repository, desc.digest, exc)
+                if final is None:  # a mirror sent them: the next endpoint serves the blob
+                    continue
+                raise final from None  # the message says all there is
             cache.commit_partial(desc.digest)
             progress.finish(key, "resumed" if reused else "")
             return "resumed" if reused else "downloaded"

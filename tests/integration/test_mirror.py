@@ -1,34 +1,44 @@
 """Mirrors and registry settings with real registries: the mirror serves, the archive keeps
-the original name; a mirror that is down or lacks the image falls back to the origin;
-registries.conf and daemon.json warnings, syntax errors and blocks through the CLI.
+the original name; a mirror that is down or lacks the image falls back to the origin, and
+so does a blob a mirror sends bad bytes for; registries.conf and daemon.json warnings,
+syntax errors and blocks through the CLI.
 
-Mirrors are second registries seeded with skopeo (never with sneaker).
+Mirrors are second registries seeded with skopeo (never with sneaker); bad bytes come from
+the byte-flipping proxy of ``tests/fixtures/faults_extra.py`` in front of a registry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sneaker.errors import ConfigError, RegistryBlocked
+from sneaker.errors import ConfigError, IntegrityError, RegistryBlocked
 from sneaker.registry.options import RegistryOptions
 from sneaker.settings import load_settings
 from sneaker.settings.mirrors import MirroringClient, make_client_factory
 from sneaker.verbs.pull import pull
+from sneaker.verbs.verify import verify
+from tests.fixtures import faults_extra
+from tests.fixtures.faults_extra import ShapingProxy
 from tests.fixtures.registry import RegistryInfo
 from tests.fixtures.seeding import Seeded
 from tests.fixtures.tools import skopeo
 from tests.helpers import free_port
 
 MakeRegistry = Callable[..., RegistryInfo]
+MakeProxy = Callable[..., ShapingProxy]
+
+shaping_proxy = faults_extra.shaping_proxy  # the fixture, made visible to this module
 
 
 def copy_image(
@@ -157,6 +167,111 @@ def test_mirror_without_the_image_falls_back_to_the_origin(
     )
     assert result.images[0].digest == seeded.small.digest
     assert repo_tags(tmp_path / "small.tar") == [seeded.small.ref]
+
+
+def largest_layer(registry: RegistryInfo, repository: str, tag: str) -> tuple[str, bytes]:
+    """The digest and bytes of the largest layer of ``repository:tag`` (read with urllib)."""
+
+    def get(path: str, accept: str = "*/*") -> bytes:
+        request = urllib.request.Request(f"{registry.url}/v2/{repository}/{path}")
+        request.add_header("Accept", accept)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            data: bytes = answer.read()
+        return data
+
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, "
+        "application/vnd.oci.image.manifest.v1+json"
+    )
+    manifest = json.loads(get(f"manifests/{tag}", accept))
+    layer = max(manifest["layers"], key=lambda d: d["size"])
+    data = get(f"blobs/{layer['digest']}")
+    assert hashlib.sha256(data).hexdigest() == layer["digest"].removeprefix("sha256:")
+    return layer["digest"], data
+
+
+def blob_bodies(proxy: ShapingProxy, digest: str) -> list[faults_extra.Served]:
+    """Blob bodies the proxy's registry sent for ``digest``."""
+    return [b for b in proxy.served(f"/blobs/{digest}") if b.status in (200, 206)]
+
+
+def blob_downloads(proxy: ShapingProxy) -> set[str]:
+    """The digests of every blob body the proxy's registry sent."""
+    return {b.path.rsplit("/", 1)[-1] for b in proxy.served("/blobs/") if b.status in (200, 206)}
+
+
+def test_mirror_with_bad_bytes_for_a_blob_falls_back_to_the_origin_for_it(
+    mirror: RegistryInfo,
+    registry: RegistryInfo,
+    seeded: Seeded,
+    shaping_proxy: MakeProxy,
+    tmp_path: Path,
+) -> None:
+    layer, data = largest_layer(registry, "test/small", "1")
+    origin = shaping_proxy(registry.url)
+    bad = shaping_proxy(mirror.url)
+    bad.shape("corrupt", path_contains=f"/blobs/{layer}", offset=len(data) // 2)
+    ref = f"{origin.host}/test/small:1"
+    settings = load_settings(
+        registries_conf=[], daemon_json=[], mirrors=[f"{origin.host}={bad.host}"]
+    )
+    out = tmp_path / "small.tar"
+    cache = tmp_path / "cache"
+    with make_client_factory(settings, RegistryOptions()) as factory:
+        result = pull([ref], out, cache_dir=cache, client_factory=factory)
+        client = factory(origin.host)
+        assert isinstance(client, MirroringClient)
+        from_mirror = {what for _, what, _ in client.served_by_mirror}
+    assert result.images[0].digest == seeded.small.digest
+    assert repo_tags(out) == [ref]
+    assert verify(out, deep=True) == []
+    assert (cache / "blobs" / "sha256" / layer.removeprefix("sha256:")).read_bytes() == data
+    # the mirror was asked once for the layer (and sent bad bytes), the origin sent it
+    assert [b.shaped for b in blob_bodies(bad, layer)] == [("corrupt",)]
+    assert len(blob_bodies(origin, layer)) == 1
+    # every other blob came from the mirror, the origin was asked for no other
+    assert blob_downloads(origin) == {layer}
+    assert f"blob {layer}" in from_mirror  # the answer that turned out bad
+    assert blob_downloads(bad) == {
+        what.split()[1] for what in from_mirror if what.startswith("blob ")
+    }
+
+
+def test_bad_bytes_from_every_endpoint_fail_naming_the_blob_and_the_endpoints(
+    mirror: RegistryInfo,
+    registry: RegistryInfo,
+    seeded: Seeded,
+    shaping_proxy: MakeProxy,
+    tmp_path: Path,
+) -> None:
+    layer, data = largest_layer(registry, "test/small", "1")
+    flip = len(data) // 3
+    origin = shaping_proxy(registry.url)
+    bad = shaping_proxy(mirror.url)
+    for proxy in (origin, bad):
+        proxy.shape("corrupt", path_contains=f"/blobs/{layer}", offset=flip)
+    damaged = bytearray(data)
+    damaged[flip] ^= 0xFF
+    wrong = hashlib.sha256(damaged).hexdigest()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cache = tmp_path / "cache"
+    done = sneaker(
+        "pull", "-q", f"{origin.host}/test/small:1", "-o", out_dir / "small.tar",
+        "--cache-dir", cache, "--mirror", f"{origin.host}={bad.host}",
+        env={}, home=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == IntegrityError.exit_code, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: digest mismatch for blob {layer}: content hashes to sha256:{wrong} "
+        f"(bad bytes from mirror {bad.host}/test/small, origin {origin.host}/test/small)"
+    ]
+    assert list(out_dir.iterdir()) == []  # no output, not even a temporary one
+    hex_digest = layer.removeprefix("sha256:")
+    assert not (cache / "blobs" / "sha256" / hex_digest).exists()
+    assert not (cache / "partial" / "sha256" / hex_digest).exists()
+    assert len(blob_bodies(bad, layer)) == 1
+    assert len(blob_bodies(origin, layer)) == 1
 
 
 def test_registries_conf_mirror_with_a_path_through_the_cli(

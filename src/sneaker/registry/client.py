@@ -375,6 +375,17 @@ class RegistryClient(Closing):
             )
         return response
 
+    def reject_blob(
+        self, repository: str, digest: Digest, error: IntegrityError
+    ) -> IntegrityError | None:
+        """The bytes of blob ``digest`` read from :meth:`open_blob` do not match it (``error``).
+
+        The error to raise, or None when the next :meth:`open_blob` asks another
+        source (a :class:`~sneaker.settings.mirrors.MirroringClient` moving on to its
+        next endpoint). One registry has no other source: always ``error``.
+        """
+        return error
+
     def blob_exists(self, repository: str, digest: Digest) -> int | None:
         """The blob's size when the repository has it, else None."""
         subject = Subject(self.registry, repository, "blob", str(digest))

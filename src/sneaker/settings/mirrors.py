@@ -6,7 +6,10 @@ passes each call to the endpoints of :meth:`RegistrySettings.for_registry` in
 order. A mirror that cannot be reached, answers 5xx, refuses us, lacks the
 manifest or blob (404) or sends content that does not match is skipped and the
 next endpoint is asked; the origin's answer is final. A mirror that could not be
-reached is not asked again during the run.
+reached is not asked again during the run. A blob's bytes are checked by whoever
+reads them (:func:`sneaker.fetch.fetch_one`): when they do not match its digest,
+:meth:`MirroringClient.reject_blob` takes the endpoint that sent them out of the
+blob's list, and the next :meth:`~MirroringClient.open_blob` asks the next one.
 
 Only the endpoints change: callers keep the image's original reference, so an
 archive names the image as the user asked for it, never as a mirror holds it.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -141,6 +144,10 @@ class MirroringClient(Closing):
         self._down: dict[tuple[str, bool], str] = {}
         #: (repository, tag or digest) -> the endpoint whose answer about that manifest was used
         self._manifest_sources: dict[tuple[str, str], Endpoint] = {}
+        #: (repository, blob digest) -> the endpoint that answered the latest open_blob
+        self._blob_sources: dict[tuple[str, Digest], Endpoint] = {}
+        #: blob digest -> the endpoints (described) whose bytes for it did not match it
+        self._bad_blobs: dict[Digest, dict[Endpoint, str]] = {}
         #: (repository, what, endpoint) for every answer a mirror gave (for tests and --debug)
         self.served_by_mirror: list[tuple[str, str, str]] = []
 
@@ -170,7 +177,9 @@ class MirroringClient(Closing):
                     self._clients[endpoint] = client
             return client
 
-    def _candidates(self, repository: str, identifier: str | None) -> Sequence[Endpoint]:
+    def _candidates(
+        self, repository: str, identifier: str | None, skip: Collection[Endpoint] = ()
+    ) -> Sequence[Endpoint]:
         resolved = self.endpoints(repository)
         if resolved.blocked_by is not None:
             self.settings.check_blocked(resolved.name)  # raises RegistryBlocked naming the file
@@ -179,7 +188,7 @@ class MirroringClient(Closing):
         chosen = [
             e
             for e in resolved.for_identifier(identifier)
-            if not e.mirror or (e.registry, e.plain_http) not in down
+            if not e.mirror or ((e.registry, e.plain_http) not in down and e not in skip)
         ]
         return chosen
 
@@ -192,7 +201,21 @@ class MirroringClient(Closing):
         *,
         absent: Callable[[T], bool] = lambda _: False,
     ) -> T:
-        candidates = self._candidates(repository, identifier)
+        return self._serve(repository, identifier, what, call, absent=absent)[0]
+
+    def _serve(
+        self,
+        repository: str,
+        identifier: str | None,
+        what: str,
+        call: Callable[[RegistryClient, str], T],
+        *,
+        absent: Callable[[T], bool] = lambda _: False,
+        skip: Collection[Endpoint] = (),
+    ) -> tuple[T, Endpoint]:
+        """:meth:`_attempt`, also saying which endpoint answered; mirrors in ``skip``
+        are not asked."""
+        candidates = self._candidates(repository, identifier, skip)
         for position, endpoint in enumerate(candidates):
             last = position == len(candidates) - 1
             target = endpoint.repository_for(repository)
@@ -219,7 +242,7 @@ class MirroringClient(Closing):
                 log.info("%s of %s/%s from mirror %s", what, self.registry, repository, where)
                 with self._lock:
                     self.served_by_mirror.append((repository, what, where))
-            return result
+            return result, endpoint
         raise AssertionError("no endpoint to try")  # pragma: no cover - the origin is always last
 
     # -- the read API ---------------------------------------------------------------------
@@ -253,12 +276,49 @@ class MirroringClient(Closing):
         offset: int = 0,
         validator: str | None = None,
     ) -> BlobResponse:
-        return self._attempt(
+        """The blob from the first endpoint that serves it, leaving out the mirrors whose
+        bytes for it did not match it (:meth:`reject_blob`)."""
+        with self._lock:
+            bad = set(self._bad_blobs.get(digest, ()))
+        response, endpoint = self._serve(
             repository,
             None,
             f"blob {digest}",
             lambda client, repo: client.open_blob(repo, digest, offset, validator),
+            skip=bad,
         )
+        with self._lock:
+            self._blob_sources[(repository, digest)] = endpoint
+        return response
+
+    def reject_blob(
+        self, repository: str, digest: Digest, error: IntegrityError
+    ) -> IntegrityError | None:
+        """The bytes of blob ``digest`` last opened with :meth:`open_blob` do not match it.
+
+        None when they came from a mirror: that mirror is not asked for this blob
+        again, and the next :meth:`open_blob` asks the next endpoint. When they came
+        from the origin, the error to raise: ``error`` naming every endpoint that
+        sent bad bytes for the blob. (One thread at a time reads a digest: the
+        cache's lock; so the latest answer for it is the one whose bytes were read.)
+        """
+        with self._lock:
+            endpoint = self._blob_sources.get((repository, digest))
+            if endpoint is None:
+                return error
+            bad = self._bad_blobs.setdefault(digest, {})
+            again = endpoint in bad
+            role = "mirror" if endpoint.mirror else "origin"
+            bad[endpoint] = f"{role} {endpoint.describe(repository)}"
+            names = list(bad.values())
+        if endpoint.mirror and not again:
+            log.info(
+                "mirror %s: %s; trying the next endpoint",
+                endpoint.describe(repository),
+                error.message,
+            )
+            return None
+        return IntegrityError(f"{error.message} (bad bytes from {', '.join(names)})")
 
     def blob_exists(self, repository: str, digest: Digest) -> int | None:
         return self._attempt(
