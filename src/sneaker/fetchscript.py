@@ -17,6 +17,18 @@ and ``rm``; ``sha256sum`` is used when present. For each blob it
 - checks size and (with sha256sum) digest, renames ``.part`` to the final
   name only then, and deletes and reports a file whose digest is wrong.
 
+Several blobs download at once: ``SNEAKER_FETCH_JOBS`` (default
+:data:`DEFAULT_JOBS`, at most :data:`MAX_JOBS`; 1 is one after another)
+background jobs each read the whole list and take every blob no other job has
+taken yet (``mkdir`` of a marker is atomic, and needs no tool beyond those
+above), so a large layer holds up one job only. Each job keeps its files (curl's
+headers and errors, tokens) apart; what they share is the markers of taken
+blobs and of repositories that refused access, so that a refusal is reported
+once. Messages are whole lines written by one ``printf`` each. A job runs curl in
+the background and waits for it; on Ctrl-C (which background jobs of a script
+ignore) the main script sends each job a TERM, the job kills its curl, and
+the script exits once all are gone, leaving the ``.part`` files to resume.
+
 Tokens and passwords go to curl in a config file (``-K``) in a private
 temporary directory, never on a command line where ``ps`` would show them.
 The exit status is 0 only when every blob is present and checked.
@@ -57,6 +69,11 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
+#: blobs fetched at once when SNEAKER_FETCH_JOBS is not set
+DEFAULT_JOBS = 4
+#: the largest SNEAKER_FETCH_JOBS the script accepts
+MAX_JOBS = 64
+
 _HEADER = """#!/bin/sh
 # fetch.sh: fetches the blobs of this sneaker plan with curl (written by sneaker {version}).
 #
@@ -73,8 +90,13 @@ _HEADER = """#!/bin/sh
 # Anonymous registry tokens are fetched automatically; for private images set
 # SNEAKER_USER and SNEAKER_PASSWORD. curl honours HTTPS_PROXY, NO_PROXY and
 # CURL_CA_BUNDLE as usual.
+#
+# Several blobs download at once: SNEAKER_FETCH_JOBS=N fetches up to N at a time
+# (1 to {max_jobs}, default {default_jobs}); SNEAKER_FETCH_JOBS=1 fetches one after another.
+# Ctrl-C stops every download; run the script again to resume them.
 """
 
+# the functions (the main script is _MAIN)
 _BODY = r"""
 set -u
 
@@ -84,6 +106,17 @@ case $0 in
 esac
 target=${1:-$here}
 store=$target/blobs/sha256
+
+jobs=${SNEAKER_FETCH_JOBS:-__DEFAULT_JOBS__}
+case $jobs in
+  [1-9] | [1-9][0-9]) ;;
+  *) jobs=0 ;;
+esac
+if [ "$jobs" -lt 1 ] || [ "$jobs" -gt __MAX_JOBS__ ]; then
+  echo "fetch.sh: SNEAKER_FETCH_JOBS must be a whole number from 1 to __MAX_JOBS__," \
+    "not '${SNEAKER_FETCH_JOBS:-}'" >&2
+  exit 2
+fi
 
 if ! command -v curl >/dev/null 2>&1; then
   echo "fetch.sh: curl is not installed" >&2
@@ -96,21 +129,16 @@ if ! command -v sha256sum >/dev/null 2>&1; then
     "(sneaker assemble checks every digest)" >&2
 fi
 
-mkdir -p "$store" || exit 2
-tmpd=$target/.fetch-tmp.$$
-(umask 077 && mkdir "$tmpd") || exit 2
-trap 'rm -rf "$tmpd"' EXIT
-trap 'exit 130' INT TERM HUP
-: >"$tmpd/none.conf"
-
 www_auth='^[Ww][Ww][Ww]-[Aa][Uu][Tt][Hh][Ee][Nn][Tt][Ii][Cc][Aa][Tt][Ee]:[[:space:]]*'
-failed=0
-fetched=0
 present=0
+fetched=0
 auth_key=
-auth_conf=$tmpd/none.conf
+auth_conf=
 probed_key=
-denied_key=
+stopping=no
+cpid=
+pids=
+why=
 
 say() {
   printf '%s\n' "$*"
@@ -143,6 +171,31 @@ user_line() {
     "$(conf_escape "${SNEAKER_PASSWORD:-}")"
 }
 
+# leave the job now, stopping its curl
+quit() {
+  if [ -n "$cpid" ]; then
+    kill "$cpid" 2>/dev/null
+    wait "$cpid" 2>/dev/null
+  fi
+  exit 143
+}
+
+# curl ARGS... (which write the HTTP status with -w): runs curl in the background
+# and waits for it, so that a TERM stops it at once; sets $code, returns curl's status
+run_curl() {
+  [ "$stopping" = no ] || quit
+  curl "$@" >"$wd/code" 2>"$wd/curl.err" &
+  cpid=$!
+  [ "$stopping" = no ] || quit
+  wait "$cpid"
+  crc=$?
+  [ "$stopping" = no ] || quit
+  cpid=
+  code=
+  read -r code <"$wd/code" || :
+  return "$crc"
+}
+
 # the value of parameter $1 (a case-insensitive sed pattern) of the challenge in $challenge
 challenge_param() {
   printf '%s\n' "$challenge" |
@@ -152,26 +205,28 @@ challenge_param() {
     sed -n 1p
 }
 
-# get credentials for $key after a 401 whose headers are in $1; 0 when there is something to try
+# get credentials for $key after a 401 whose headers are in $1; 0 when there is
+# something to try, else 1 with the reason (if any) in $why
 authenticate() {
+  why=
   challenge=$(tr -d '\r' <"$1" |
     sed -n "s/${www_auth}[Bb][Ee][Aa][Rr][Ee][Rr][[:space:]][[:space:]]*//p" |
     sed -n 1p)
   if [ -z "$challenge" ]; then
     if ! has_basic "$1"; then
-      complain "$key: the registry answered 401 without a Bearer or Basic challenge"
+      why="$key: the registry answered 401 without a Bearer or Basic challenge"
       return 1
     fi
     if [ -z "${SNEAKER_USER:-}" ]; then
-      complain "$key: the registry asks for a user name and password:" \
-        "set SNEAKER_USER and SNEAKER_PASSWORD"
+      why="$key: the registry asks for a user name and password:"
+      why="$why set SNEAKER_USER and SNEAKER_PASSWORD"
       return 1
     fi
-    if [ "$auth_key" = "$key" ] && [ "$auth_conf" = "$tmpd/auth.conf" ]; then
+    if [ "$auth_key" = "$key" ] && [ "$auth_conf" = "$wd/auth.conf" ]; then
       return 1 # these credentials were refused already
     fi
-    user_line >"$tmpd/auth.conf"
-    auth_conf=$tmpd/auth.conf
+    user_line >"$wd/auth.conf"
+    auth_conf=$wd/auth.conf
     auth_key=$key
     return 0
   fi
@@ -180,35 +235,34 @@ authenticate() {
   scope=$(challenge_param '[Ss][Cc][Oo][Pp][Ee]')
   [ -n "$scope" ] || scope="repository:${key#*/}:pull"
   if [ -z "$realm" ]; then
-    complain "$key: the registry's challenge names no realm"
+    why="$key: the registry's challenge names no realm"
     return 1
   fi
-  : >"$tmpd/token.conf"
-  [ -z "${SNEAKER_USER:-}" ] || user_line >"$tmpd/token.conf"
+  : >"$wd/token.conf"
+  [ -z "${SNEAKER_USER:-}" ] || user_line >"$wd/token.conf"
   if [ -n "$service" ]; then
     set -- --data-urlencode "service=$service"
   else
     set --
   fi
-  tcode=$(curl -gsL --retry 3 --connect-timeout 30 -K "$tmpd/token.conf" -G "$@" \
-    --data-urlencode "scope=$scope" -o "$tmpd/token.json" -w '%{http_code}' "$realm" \
-    2>"$tmpd/curl.err")
+  run_curl -gsL --retry 3 --connect-timeout 30 -K "$wd/token.conf" -G "$@" \
+    --data-urlencode "scope=$scope" -o "$wd/token.json" -w '%{http_code}\n' "$realm"
   trc=$?
   if [ "$trc" -ne 0 ]; then
-    complain "$key: cannot reach the token service at $realm (curl exit $trc):" \
-      "$(sed -n 1p "$tmpd/curl.err")"
+    why="$key: cannot reach the token service at $realm (curl exit $trc):"
+    why="$why $(sed -n 1p "$wd/curl.err")"
     return 1
   fi
-  if [ "$tcode" != 200 ]; then
+  if [ "$code" != 200 ]; then
     if [ -n "${SNEAKER_USER:-}" ]; then
       why="it refused the credentials in SNEAKER_USER and SNEAKER_PASSWORD"
     else
       why="set SNEAKER_USER and SNEAKER_PASSWORD for private images"
     fi
-    complain "$key: the token service at $realm answered HTTP $tcode: $why"
+    why="$key: the token service at $realm answered HTTP $code: $why"
     return 1
   fi
-  body=$(tr -d '\r\n' <"$tmpd/token.json")
+  body=$(tr -d '\r\n' <"$wd/token.json")
   token=$(printf '%s\n' "$body" |
     sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
   if [ -z "$token" ]; then
@@ -216,11 +270,11 @@ authenticate() {
       sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
   fi
   if [ -z "$token" ]; then
-    complain "$key: the token service at $realm answered without a token"
+    why="$key: the token service at $realm answered without a token"
     return 1
   fi
-  printf 'header = "Authorization: Bearer %s"\n' "$(conf_escape "$token")" >"$tmpd/auth.conf"
-  auth_conf=$tmpd/auth.conf
+  printf 'header = "Authorization: Bearer %s"\n' "$(conf_escape "$token")" >"$wd/auth.conf"
+  auth_conf=$wd/auth.conf
   auth_key=$key
   return 0
 }
@@ -232,12 +286,11 @@ has_basic() {
   [ -n "$basic" ]
 }
 
-current_conf() {
-  if [ "$auth_key" = "$key" ]; then
-    printf '%s\n' "$auth_conf"
-  else
-    printf '%s\n' "$tmpd/none.conf"
-  fi
+# $key refuses access: the first job to find out says why (and MESSAGE...), the others keep quiet
+deny() {
+  mkdir "$tmpd/denied.$keyno" 2>/dev/null || return 0
+  [ -z "$why" ] || complain "$why"
+  [ "$#" -eq 0 ] || complain "$@"
 }
 
 # ask once per repository, before downloading, whether the registry wants a token
@@ -245,16 +298,17 @@ probe() {
   [ "$probed_key" = "$key" ] && return 0
   probed_key=$key
   [ "$auth_key" = "$key" ] && return 0
-  code=$(curl -gsI --retry 3 --connect-timeout 30 -K "$tmpd/none.conf" -D "$tmpd/headers" \
-    -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)
+  why=
+  run_curl -gsI --retry 3 --connect-timeout 30 -K "$tmpd/none.conf" -D "$wd/headers" \
+    -o /dev/null -w '%{http_code}\n' "$url"
   if [ "$code" = 401 ]; then
-    authenticate "$tmpd/headers" || return 1
+    authenticate "$wd/headers" || return 1
   fi
   return 0
 }
 
-# fetch KEY URL HEX SIZE
-fetch() {
+# fetch_blob KEY URL HEX SIZE: 0 when the blob is in place and checked
+fetch_blob() {
   key=$1
   url=$2
   hex=$3
@@ -269,13 +323,9 @@ fetch() {
     complain "sha256:$hex: the file already there is damaged: fetching it again"
     rm -f "$final"
   fi
-  if [ "$denied_key" = "$key" ]; then
-    failed=$((failed + 1))
-    return 1
-  fi
+  [ -d "$tmpd/denied.$keyno" ] && return 1
   probe || {
-    denied_key=$key
-    failed=$((failed + 1))
+    deny
     return 1
   }
   attempts=0
@@ -299,21 +349,22 @@ fetch() {
         code=200
         rc=0
       else
-        code=$(curl -gsSfL --retry 3 --connect-timeout 30 --speed-limit 1 --speed-time 120 \
-          -C - -K "$(current_conf)" -D "$tmpd/headers" -o "$part" -w '%{http_code}' \
-          "$url" 2>"$tmpd/curl.err")
+        conf=$tmpd/none.conf
+        [ "$auth_key" != "$key" ] || conf=$auth_conf
+        run_curl -gsSfL --retry 3 --connect-timeout 30 --speed-limit 1 --speed-time 120 \
+          -C - -K "$conf" -D "$wd/headers" -o "$part" -w '%{http_code}\n' "$url"
         rc=$?
       fi
       if [ "$rc" -ne 0 ]; then
         case $code in
           401)
-            if [ "$renewed" = no ] && authenticate "$tmpd/headers"; then
+            why=
+            if [ "$renewed" = no ] && authenticate "$wd/headers"; then
               renewed=yes
               continue
             fi
-            complain "sha256:$hex: access denied by $key:" \
+            deny "sha256:$hex: access denied by $key:" \
               "set SNEAKER_USER and SNEAKER_PASSWORD for private images"
-            denied_key=$key
             break
             ;;
           404)
@@ -333,7 +384,7 @@ fetch() {
           rm -f "$part"
           continue
         fi
-        complain "sha256:$hex: curl failed (exit $rc, HTTP $code): $(sed -n 1p "$tmpd/curl.err")"
+        complain "sha256:$hex: curl failed (exit $rc, HTTP $code): $(sed -n 1p "$wd/curl.err")"
         continue
       fi
       have=$(size_of "$part")
@@ -360,14 +411,92 @@ fetch() {
     complain "sha256:$hex: content does not match its digest: deleted"
     break
   done
-  failed=$((failed + 1))
   return 1
+}
+
+# Parallel downloads: each job is a background copy of this shell that reads the
+# whole list below (blobs) and takes every blob no other job has taken yet (the
+# mkdir of a marker is atomic). A job runs curl in the background and waits for
+# it, so that the TERM the main script sends on Ctrl-C stops curl at once.
+
+# fetch KEY URL HEX SIZE: the next blob of the list, unless another job took it
+fetch() {
+  [ "$stopping" = no ] || quit
+  item=$((item + 1))
+  if [ "$1" != "$last_key" ]; then
+    keyno=$((keyno + 1))
+    last_key=$1
+  fi
+  [ -d "$tmpd/taken.$item" ] && return 0
+  if ! mkdir "$tmpd/taken.$item" 2>/dev/null; then
+    [ -d "$tmpd/taken.$item" ] || complain "sha256:$3: cannot write in $tmpd"
+    return 0
+  fi
+  fetch_blob "$@" || :
+}
+
+# download job N: fetches what it can take from the list, then writes its counts
+job() {
+  trap - EXIT
+  trap '' INT
+  trap 'stopping=yes; [ -z "$cpid" ] || kill "$cpid" 2>/dev/null' TERM
+  wd=$tmpd/job$1
+  item=0
+  keyno=0
+  last_key=
+  mkdir "$wd" || exit 2
+  blobs
+  printf '%s %s\n' "$present" "$fetched" >"$wd/counts"
+  exit 0
+}
+
+# Ctrl-C and friends: background jobs of a script ignore SIGINT, so stop them here
+# shellcheck disable=SC2317 # called by the traps of the main script
+stop() {
+  trap '' INT TERM HUP
+  for pid in $pids; do
+    kill "$pid" 2>/dev/null
+  done
+  wait
+  complain "interrupted: run fetch.sh again to resume"
+  exit "$1"
 }
 
 """
 
-_FOOTER = r"""
-total=$((present + fetched + failed))
+# The main script: start the jobs, wait for them, add up.
+_MAIN = r"""
+mkdir -p "$store" || exit 2
+tmpd=$target/.fetch-tmp.$$
+(umask 077 && mkdir "$tmpd") || exit 2
+trap 'rm -rf "$tmpd"' EXIT
+trap 'stop 130' INT
+trap 'stop 143' TERM
+trap 'stop 129' HUP
+: >"$tmpd/none.conf"
+
+[ "$jobs" -le "$total" ] || jobs=$total
+n=0
+while [ "$n" -lt "$jobs" ]; do
+  n=$((n + 1))
+  job "$n" &
+  pids="$pids $!"
+done
+for pid in $pids; do
+  wait "$pid"
+done
+
+n=0
+while [ "$n" -lt "$jobs" ]; do
+  n=$((n + 1))
+  if [ -f "$tmpd/job$n/counts" ] && read -r job_present job_fetched <"$tmpd/job$n/counts"; then
+    present=$((present + job_present))
+    fetched=$((fetched + job_fetched))
+  else
+    complain "download job $n stopped before it finished"
+  fi
+done
+failed=$((total - present - fetched))
 if [ "$failed" -ne 0 ]; then
   complain "$failed of $total blobs are missing or damaged; run fetch.sh again"
   exit 1
@@ -386,9 +515,21 @@ def render_fetch_script(items: Sequence[FetchItem], *, version: str) -> str:
     for item in unique.values():
         order.setdefault(item.key, len(order))
     ordered = sorted(unique.values(), key=lambda i: order[i.key])
+    header = _HEADER.format(
+        version=version,
+        count=len(ordered),
+        size=sum(i.size for i in ordered),
+        default_jobs=DEFAULT_JOBS,
+        max_jobs=MAX_JOBS,
+    )
+    body = _BODY.replace("__DEFAULT_JOBS__", str(DEFAULT_JOBS)).replace(
+        "__MAX_JOBS__", str(MAX_JOBS)
+    )
     lines = [
-        _HEADER.format(version=version, count=len(ordered), size=sum(i.size for i in ordered)),
-        _BODY,
+        header,
+        body,
+        "# the blobs, grouped by repository: fetch KEY URL HEX SIZE\n",
+        "blobs() {\n",
     ]
     for item in ordered:
         if not re.fullmatch(r"[a-f0-9]{64}", item.hex) or item.size < 0:
@@ -396,5 +537,5 @@ def render_fetch_script(items: Sequence[FetchItem], *, version: str) -> str:
         lines.append(
             f"fetch {_quote(item.key)} {_quote(item.url)} {_quote(item.hex)} {item.size}\n"
         )
-    lines.append(_FOOTER)
+    lines += [":\n}\n", f"\ntotal={len(ordered)}\n", _MAIN]
     return "".join(lines)

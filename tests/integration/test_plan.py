@@ -9,20 +9,27 @@ SNEAKER_USER/SNEAKER_PASSWORD.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sneaker.archive import open_archive
-from tests.fixtures import faults
+from tests.fixtures import faults, faults_extra
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
 from tests.fixtures.multiarch import MultiArch
@@ -571,3 +578,239 @@ def test_images_file_and_compose_for_plan_and_pull(
         assert sorted(str(r.reference) for r in source.records) == sorted(
             [seeded.app.ref, seeded.small.ref]
         )
+
+
+# -- several blobs at once: SNEAKER_FETCH_JOBS, failures, Ctrl-C ----------------------------
+
+
+class OverlapProxy(faults_extra.ShapingProxy):
+    """A shaping proxy that notes, as each blob body starts, which blob bodies still stream.
+
+    ``starts`` holds one ``(path, busy)`` pair per blob GET the registry answered, in the
+    order the bodies started; ``busy`` are the paths of the blob bodies not finished then.
+    """
+
+    def __init__(self, target_url: str) -> None:
+        super().__init__(target_url)
+        self._starts_lock = threading.Lock()
+        self.starts: list[tuple[str, tuple[str, ...]]] = []
+
+    def _log_body(self, entry: faults_extra.Served) -> None:
+        with self._starts_lock:
+            if entry.method == "GET" and "/blobs/" in entry.path:
+                busy = tuple(b.path for b in self.served("/blobs/") if not b.done)
+                self.starts.append((entry.path, busy))
+            super()._log_body(entry)
+
+    def clear(self) -> None:
+        super().clear()
+        with self._starts_lock:
+            self.starts.clear()
+
+    def most_at_once(self) -> int:
+        """The largest number of blob bodies that streamed at the same time."""
+        return max((len(busy) + 1 for _, busy in self.starts), default=0)
+
+
+@dataclass
+class ProxiedPlan:
+    """A plan of the app image made through an :class:`OverlapProxy` (configs only fetched)."""
+
+    proxy: OverlapProxy
+    plan_dir: Path
+    layers: list[tuple[str, int]]  # (hex, size) in plan order
+
+
+@pytest.fixture(scope="module")
+def proxied_plan(
+    seeded: Seeded,
+    registry: RegistryInfo,
+    cli_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ProxiedPlan]:
+    proxy = OverlapProxy(registry.url)
+    proxy.start()
+    try:
+        plan_dir = tmp_path_factory.mktemp("proxied") / "plan"
+        ref = f"{proxy.host}/{seeded.app.repository}:{seeded.app.tag}"
+        sneaker(cli_env, "plan", ref, "-o", plan_dir, "-q")
+        blobs = plan_json(plan_dir)["images"][0]["blobs"]
+        layers = [(b["digest"][7:], int(b["size"])) for b in blobs if b["kind"] == "layer"]
+        assert len(layers) >= 3, "the app image must have several layers for these tests"
+        yield ProxiedPlan(proxy, plan_dir, layers)
+    finally:
+        proxy.stop()
+
+
+def fresh_copy(proxied: ProxiedPlan, dest: Path, *, seconds: float = 0) -> Path:
+    """A copy of the plan (no layers yet); every layer is served in ``seconds`` when > 0."""
+    proxied.proxy.clear()
+    for hex_, size in proxied.layers:
+        if seconds > 0:
+            rate = max(1, int(size / seconds))
+            proxied.proxy.shape("throttle", path_contains=hex_, rate=rate)
+    return copy_plan(proxied.plan_dir, dest)
+
+
+FETCH_LINE = re.compile(
+    r"fetching sha256:[0-9a-f]{64} \(\d+ bytes\) from http://\S+"
+    r"|resuming sha256:[0-9a-f]{64} at \d+ of \d+ bytes"
+    r"|all \d+ blobs are present and checked \(\d+ fetched, \d+ already there\)"
+)
+
+
+def assert_whole_lines(result: subprocess.CompletedProcess[str]) -> None:
+    """Jobs writing at once never break a line: each is one of fetch.sh's own."""
+    for line in result.stdout.splitlines():
+        assert FETCH_LINE.fullmatch(line), f"garbled output line: {line!r}"
+    for line in result.stderr.splitlines():
+        assert line.startswith("fetch.sh: "), f"garbled error line: {line!r}"
+
+
+def assert_blobs_verified(plan_dir: Path, hexes: Iterable[str]) -> None:
+    store = plan_dir / "blobs" / "sha256"
+    for hex_ in hexes:
+        assert hashlib.sha256((store / hex_).read_bytes()).hexdigest() == hex_
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [(None, 4), ("2", 2), ("1", 1)],
+    ids=["default", "jobs-2", "jobs-1"],
+)
+def test_fetch_sh_fetches_several_blobs_at_once(
+    proxied_plan: ProxiedPlan,
+    curl_only: Path,
+    tmp_path: Path,
+    jobs: str | None,
+    expected: int,
+) -> None:
+    """Each layer takes 1.5 s through the proxy; its log shows how many streamed at once."""
+    plan_dir = fresh_copy(proxied_plan, tmp_path / "plan", seconds=1.5)
+    proxy = proxied_plan.proxy
+    extra = {} if jobs is None else {"SNEAKER_FETCH_JOBS": jobs}
+
+    result = fetch_sh(plan_dir, curl_only, extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    layers = [hex_ for hex_, _ in proxied_plan.layers]
+    assert f"({len(layers)} fetched, 1 already there)" in result.stdout
+    assert_whole_lines(result)
+    assert_blobs_verified(plan_dir, layers)
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+    started = [path.rsplit(":", 1)[1] for path, _ in proxy.starts]
+    assert sorted(started) == sorted(layers), "every layer is fetched once"
+    assert proxy.most_at_once() == min(expected, len(layers))
+    if expected == 1:
+        assert started == layers, "one job fetches the layers one after another, in order"
+    else:
+        assert any(busy for _, busy in proxy.starts), "bodies overlapped"
+
+
+def test_fetch_sh_one_bad_blob_among_several(
+    proxied_plan: ProxiedPlan, curl_only: Path, tmp_path: Path
+) -> None:
+    """A layer that arrives corrupted every time fails the run; the others are kept, checked."""
+    plan_dir = fresh_copy(proxied_plan, tmp_path / "plan", seconds=1)
+    bad, _ = proxied_plan.layers[1]
+    proxied_plan.proxy.shape("corrupt", path_contains=bad, offset=0)
+
+    result = fetch_sh(plan_dir, curl_only)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_whole_lines(result)
+    errors = result.stderr.splitlines()
+    assert errors == [
+        f"fetch.sh: sha256:{bad}: content does not match its digest: deleted, fetching it again",
+        f"fetch.sh: sha256:{bad}: content does not match its digest: deleted",
+        f"fetch.sh: 1 of {len(proxied_plan.layers) + 1} blobs are missing or damaged; "
+        "run fetch.sh again",
+    ]
+    store = plan_dir / "blobs" / "sha256"
+    assert not (store / bad).exists()
+    assert not (store / f"{bad}.part").exists()
+    good = [hex_ for hex_, _ in proxied_plan.layers if hex_ != bad]
+    assert_blobs_verified(plan_dir, good)
+    assert proxied_plan.proxy.most_at_once() > 1, "the other layers streamed alongside"
+    assert len([p for p, _ in proxied_plan.proxy.starts if bad in p]) == 2
+
+
+@pytest.mark.parametrize(
+    ("whom", "sig", "status"),
+    [("group", signal.SIGINT, 130), ("script", signal.SIGTERM, 143)],
+    ids=["ctrl-c", "term"],
+)
+def test_fetch_sh_interrupted_stops_every_download_and_resumes(
+    proxied_plan: ProxiedPlan,
+    curl_only: Path,
+    tmp_path: Path,
+    whom: str,
+    sig: signal.Signals,
+    status: int,
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or a TERM to the
+    script alone: the script exits at once and no curl stays behind; a second run resumes."""
+    plan_dir = fresh_copy(proxied_plan, tmp_path / "plan", seconds=60)
+    proxy = proxied_plan.proxy
+    big, big_size = max(proxied_plan.layers, key=lambda layer: layer[1])
+    big_part = plan_dir / "blobs" / "sha256" / f"{big}.part"
+
+    process = subprocess.Popen(
+        [str(curl_only / "sh"), "fetch.sh"],
+        cwd=plan_dir,
+        env={"PATH": str(curl_only)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a terminal's Ctrl-C reaches a shell whose SIGINT is not ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (
+            len([p for p, _ in proxy.starts]) >= 2
+            and big_part.exists()
+            and big_part.stat().st_size > 0
+        ):
+            assert process.poll() is None, "fetch.sh ended before it was interrupted"
+            assert time.monotonic() < deadline, "the downloads did not start"
+            time.sleep(0.05)
+        assert proxy.most_at_once() >= 2
+        interrupted = time.monotonic()
+        if whom == "group":
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=15)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == status, stdout + stderr
+    assert took < 10, f"fetch.sh took {took:.1f} s to stop"
+    assert "fetch.sh: interrupted: run fetch.sh again to resume" in stderr.splitlines()
+    deadline = time.monotonic() + 5
+    while True:  # no curl (or job) of fetch.sh is left
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of fetch.sh outlived it"
+        time.sleep(0.05)
+    assert not list(plan_dir.glob(".fetch-tmp.*")), "the temporary directory is removed"
+
+    partial = {
+        p.name[: -len(".part")]: p.stat().st_size
+        for p in (plan_dir / "blobs" / "sha256").glob("*.part")
+    }
+    assert 0 < partial[big] < big_size
+    proxy.unshape()
+    again = fetch_sh(plan_dir, curl_only)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for hex_, have in partial.items():
+        if have > 0:
+            size = dict(proxied_plan.layers)[hex_]
+            assert f"resuming sha256:{hex_} at {have} of {size} bytes" in again.stdout
+    run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)

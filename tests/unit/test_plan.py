@@ -10,7 +10,7 @@ import pytest
 
 from sneaker import mediatypes as mt
 from sneaker.digest import Digest
-from sneaker.fetchscript import FetchItem, render_fetch_script
+from sneaker.fetchscript import DEFAULT_JOBS, MAX_JOBS, FetchItem, render_fetch_script
 from sneaker.imageset import ImageRecord
 from sneaker.model import Manifest, parse_manifest
 from sneaker.platform import Platform
@@ -248,11 +248,13 @@ def _tool_dir(tmp_path: Path, tools: list[str]) -> Path:
 BASE_TOOLS = ["curl", "sed", "tr", "wc", "mkdir", "mv", "rm"]
 
 
-def _run_script(plan: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    plan: Path, bin_dir: Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bin_dir / "sh"), "fetch.sh"],
         cwd=plan,
-        env={"PATH": str(bin_dir)},
+        env={"PATH": str(bin_dir), **(extra or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -271,11 +273,12 @@ def _plan_dir_with_blobs(tmp_path: Path) -> tuple[Path, list[FetchItem]]:
     return plan, items
 
 
-def test_fetch_script_offline_all_present(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [None, "1", "3", str(MAX_JOBS)])
+def test_fetch_script_offline_all_present(tmp_path: Path, jobs: str | None) -> None:
     plan, _ = _plan_dir_with_blobs(tmp_path)
     bin_dir = _tool_dir(tmp_path, [*BASE_TOOLS, "sha256sum"])
     (bin_dir / "sh").symlink_to(need("dash"))
-    result = _run_script(plan, bin_dir)
+    result = _run_script(plan, bin_dir, None if jobs is None else {"SNEAKER_FETCH_JOBS": jobs})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all 3 blobs are present and checked (0 fetched, 3 already there)" in result.stdout
     assert not list(plan.glob(".fetch-tmp.*")), "the temporary directory is removed"
@@ -288,3 +291,66 @@ def test_fetch_script_without_sha256sum_checks_sizes(tmp_path: Path) -> None:
     result = _run_script(plan, bin_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sha256sum not found: files are checked by size only" in result.stderr
+
+
+def test_fetch_script_header_documents_the_jobs_variable() -> None:
+    header = render_fetch_script(_items(), version="1").split("\nset -u\n", 1)[0]
+    text = " ".join(line.lstrip("# ") for line in header.splitlines())
+    assert (
+        "Several blobs download at once: SNEAKER_FETCH_JOBS=N fetches up to N at a time "
+        f"(1 to {MAX_JOBS}, default {DEFAULT_JOBS}); SNEAKER_FETCH_JOBS=1 fetches one after "
+        "another. Ctrl-C stops every download; run the script again to resume them."
+    ) in text
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "1.5", "two", str(MAX_JOBS + 1), "007"])
+def test_fetch_script_refuses_a_bad_jobs_value(tmp_path: Path, jobs: str) -> None:
+    plan, _ = _plan_dir_with_blobs(tmp_path)
+    bin_dir = _tool_dir(tmp_path, [*BASE_TOOLS, "sha256sum"])
+    (bin_dir / "sh").symlink_to(need("dash"))
+    result = _run_script(plan, bin_dir, {"SNEAKER_FETCH_JOBS": jobs})
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"fetch.sh: SNEAKER_FETCH_JOBS must be a whole number from 1 to {MAX_JOBS}, not '{jobs}'\n"
+    )
+    assert not list(plan.glob(".fetch-tmp.*"))
+
+
+def test_fetch_script_with_no_blobs(tmp_path: Path) -> None:
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "fetch.sh").write_text(render_fetch_script([], version="1"))
+    bin_dir = _tool_dir(tmp_path, [*BASE_TOOLS, "sha256sum"])
+    (bin_dir / "sh").symlink_to(need("dash"))
+    result = _run_script(plan, bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "all 0 blobs are present and checked (0 fetched, 0 already there)\n"
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_fetch_script_names_the_blob_it_cannot_fetch(tmp_path: Path, jobs: str) -> None:
+    """One blob damaged, its registry unreachable: the others are kept, that one is named."""
+    plan, items = _plan_dir_with_blobs(tmp_path)
+    damaged = plan / "blobs" / "sha256" / items[1].hex
+    damaged.write_bytes(b"x" * len(LAYER))
+    bin_dir = _tool_dir(tmp_path, [*BASE_TOOLS, "sha256sum"])
+    (bin_dir / "sh").symlink_to(need("dash"))
+    result = _run_script(plan, bin_dir, {"SNEAKER_FETCH_JOBS": jobs})
+    assert result.returncode == 1, result.stdout + result.stderr
+    hex_ = items[1].hex
+    assert result.stdout == f"fetching sha256:{hex_} ({len(LAYER)} bytes) from {items[1].url}\n"
+    errors = result.stderr.splitlines()
+    assert (
+        errors[0]
+        == f"fetch.sh: sha256:{hex_}: the file already there is damaged: fetching it again"
+    )
+    assert errors[1:-1], "each failed attempt is reported"
+    assert all(
+        e.startswith(f"fetch.sh: sha256:{hex_}: curl failed (exit 7, HTTP 000): ")
+        for e in errors[1:-1]
+    )
+    assert errors[-1] == "fetch.sh: 1 of 3 blobs are missing or damaged; run fetch.sh again"
+    assert not damaged.exists()
+    for item in (items[0], items[2]):
+        assert Digest.of_bytes((plan / "blobs" / "sha256" / item.hex).read_bytes()).hex == item.hex
+    assert not list(plan.glob(".fetch-tmp.*"))

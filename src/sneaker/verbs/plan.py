@@ -44,7 +44,7 @@ from ..cache import BlobCache
 from ..digest import Digest
 from ..errors import UnsupportedError, UsageError
 from ..fetch import BlobJob, fetch_blobs
-from ..fetchscript import FetchItem, render_fetch_script
+from ..fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
 from ..imageset import ImageRecord
 from ..model import Descriptor, Manifest
@@ -283,7 +283,9 @@ def _readme(
         "To fetch them with curl (POSIX sh; sha256sum checks each file when installed):\n\n"
         "  sh fetch.sh\n\n"
         "Run it again after an interruption: it resumes. It gets anonymous registry tokens\n"
-        "itself; for private images set SNEAKER_USER and SNEAKER_PASSWORD.\n\n"
+        "itself; for private images set SNEAKER_USER and SNEAKER_PASSWORD. It fetches\n"
+        f"{DEFAULT_JOBS} blobs at a time; SNEAKER_FETCH_JOBS=N sets how many "
+        "(1: one after another).\n\n"
         "With other tools: fetch each URL of urls.txt and save it as blobs/sha256/<hex>,\n"
         "where <hex> is the 64 characters after 'sha256:' at the end of the URL; then\n"
         "check everything with:\n\n"
