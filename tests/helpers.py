@@ -42,8 +42,9 @@ def in_ci() -> bool:
 def unavailable(reason: str) -> NoReturn:
     """Fail the current test under CI, skip it elsewhere."""
     if in_ci():
-        pytest.fail(f"{reason} (CI=true: missing prerequisites fail instead of skipping)",
-                    pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: missing prerequisites fail instead of skipping)", pytrace=False
+        )
     pytest.skip(reason)
 
 
@@ -138,8 +139,9 @@ def wait_for_port(
             raise WaitTimeout(f"server for {host}:{port} exited before listening{extra}")
         return port_open(host, port)
 
-    wait_until(ready, timeout=timeout, what=f"{host}:{port} to accept connections",
-               diagnostics=diagnostics)
+    wait_until(
+        ready, timeout=timeout, what=f"{host}:{port} to accept connections", diagnostics=diagnostics
+    )
 
 
 def urlopen(

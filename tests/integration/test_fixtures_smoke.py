@@ -138,14 +138,23 @@ def test_tls_registry_needs_ca_and_credentials(tls_registry: RegistryInfo, seede
     assert headers["www-authenticate"].startswith("Basic ")
     # Wrong password: 401; right one: 200.
     bad = _basic(tls_registry.username, "wrong")
-    assert _request(f"{tls_registry.url}/v2/", headers={"Authorization": bad},
-                    info=tls_registry)[0] == 401
+    assert (
+        _request(f"{tls_registry.url}/v2/", headers={"Authorization": bad}, info=tls_registry)[0]
+        == 401
+    )
     good = _basic(tls_registry.username, tls_registry.password)
-    assert _request(f"{tls_registry.url}/v2/", headers={"Authorization": good},
-                    info=tls_registry)[0] == 200
+    assert (
+        _request(f"{tls_registry.url}/v2/", headers={"Authorization": good}, info=tls_registry)[0]
+        == 200
+    )
     # Without the CA, TLS verification fails.
-    result = skopeo("inspect", "--creds", f"{tls_registry.username}:{tls_registry.password}",
-                    f"docker://{seeded.tls.ref}", check=False)
+    result = skopeo(
+        "inspect",
+        "--creds",
+        f"{tls_registry.username}:{tls_registry.password}",
+        f"docker://{seeded.tls.ref}",
+        check=False,
+    )
     assert result.returncode != 0
     assert "certificate" in result.stderr
 
@@ -200,7 +209,9 @@ def test_token_anonymous_pull_public_only(
     assert status == 200
     assert body["token"] == body["access_token"]
     assert _manifest_status(token_registry, "public/app", body["token"]) == (
-        200, seeded.token_public.digest)
+        200,
+        seeded.token_public.digest,
+    )
 
     # Anonymous private pull: the token server grants nothing, the registry refuses.
     status, body = _get_token(token_registry, "repository:private/app:pull")
@@ -210,8 +221,7 @@ def test_token_anonymous_pull_public_only(
 
     # Anonymous push on public/: not granted either.
     _get_token(token_registry, "repository:public/app:pull,push")
-    assert server.issued[-1] == [{"type": "repository", "name": "public/app",
-                                  "actions": ["pull"]}]
+    assert server.issued[-1] == [{"type": "repository", "name": "public/app", "actions": ["pull"]}]
 
     seen = [(r.method, r.path, r.had_auth) for r in server.requests]
     assert seen == [("GET", "/token", False)] * 3
@@ -219,8 +229,9 @@ def test_token_anonymous_pull_public_only(
 
     # skopeo, anonymously, through the whole dance.
     assert _skopeo_digest(token_registry, seeded.token_public.ref) == seeded.token_public.digest
-    refused = skopeo("inspect", "--tls-verify=false", f"docker://{seeded.token_private.ref}",
-                     check=False)
+    refused = skopeo(
+        "inspect", "--tls-verify=false", f"docker://{seeded.token_private.ref}", check=False
+    )
     assert refused.returncode != 0
 
 
@@ -234,11 +245,14 @@ def test_token_credentials(token_registry: TokenRegistryInfo, seeded: Seeded) ->
         {"type": "repository", "name": "private/app", "actions": ["pull", "push"]}
     ]
     assert _manifest_status(token_registry, "private/app", body["token"]) == (
-        200, seeded.token_private.digest)
+        200,
+        seeded.token_private.digest,
+    )
     assert token_registry.server.requests[-1].had_auth
 
-    status, _ = _get_token(token_registry, "repository:private/app:pull",
-                           auth=(token_registry.username, "wrong"))
+    status, _ = _get_token(
+        token_registry, "repository:private/app:pull", auth=(token_registry.username, "wrong")
+    )
     assert status == 401
 
     assert _skopeo_digest(token_registry, seeded.token_private.ref) == seeded.token_private.digest
@@ -251,23 +265,39 @@ def test_token_oauth2_password_and_refresh(
     assert token_registry.password is not None
 
     def post(form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        status, _, body = _request(token_registry.realm, data=urllib.parse.urlencode(form).encode(),
-                                   method="POST")
+        status, _, body = _request(
+            token_registry.realm, data=urllib.parse.urlencode(form).encode(), method="POST"
+        )
         return status, json.loads(body)
 
-    common = {"service": token_registry.service, "client_id": "sneaker-tests",
-              "scope": "repository:private/app:pull"}
-    status, body = post({**common, "grant_type": "password",
-                         "username": token_registry.username, "password": "nope"})
+    common = {
+        "service": token_registry.service,
+        "client_id": "sneaker-tests",
+        "scope": "repository:private/app:pull",
+    }
+    status, body = post(
+        {
+            **common,
+            "grant_type": "password",
+            "username": token_registry.username,
+            "password": "nope",
+        }
+    )
     assert status == 401
-    status, body = post({**common, "grant_type": "password",
-                         "username": token_registry.username,
-                         "password": token_registry.password})
+    status, body = post(
+        {
+            **common,
+            "grant_type": "password",
+            "username": token_registry.username,
+            "password": token_registry.password,
+        }
+    )
     assert status == 200
     assert body["refresh_token"]
     assert _manifest_status(token_registry, "private/app", body["access_token"])[0] == 200
-    status, refreshed = post({**common, "grant_type": "refresh_token",
-                              "refresh_token": body["refresh_token"]})
+    status, refreshed = post(
+        {**common, "grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    )
     assert status == 200
     assert _manifest_status(token_registry, "private/app", refreshed["access_token"])[0] == 200
     assert post({**common, "grant_type": "refresh_token", "refresh_token": "bogus"})[0] == 401
@@ -328,7 +358,8 @@ def test_app_layers_have_the_promised_edge_cases(
     names = set(everything)
     assert "data/.wh.doomed.txt" in names
     assert "data/replaced/.wh..wh..opq" in names, (
-        f"no opaque whiteout (storage driver {docker.storage_driver})")
+        f"no opaque whiteout (storage driver {docker.storage_driver})"
+    )
     hard = everything["data/part1.hardlink"]
     assert hard.islnk()
     assert hard.linkname.lstrip("./") == "data/part1"
@@ -379,8 +410,12 @@ def test_umoci_unpacks_applying_whiteouts(
     registry: RegistryInfo, seeded: Seeded, tmp_path: Path
 ) -> None:
     layout = tmp_path / "layout"
-    skopeo("copy", *[a.replace("--", "--src-", 1) for a in inspect_args(registry)],
-           f"docker://{seeded.ref}", f"oci:{layout}:app")
+    skopeo(
+        "copy",
+        *[a.replace("--", "--src-", 1) for a in inspect_args(registry)],
+        f"docker://{seeded.ref}",
+        f"oci:{layout}:app",
+    )
     bundle = tmp_path / "bundle"
     umoci("unpack", "--image", f"{layout}:app", str(bundle))
     rootfs = bundle / "rootfs"
@@ -412,15 +447,23 @@ def test_multiarch_index(multiarch: MultiArch, registry: RegistryInfo) -> None:
         "vnd.docker.reference.type": "attestation-manifest",
     }
     arm = json.loads(
-        skopeo("inspect", "--tls-verify=false", "--override-arch", "arm64",
-               "--override-os", "linux", f"docker://{multiarch.ref}").stdout
+        skopeo(
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            "arm64",
+            "--override-os",
+            "linux",
+            f"docker://{multiarch.ref}",
+        ).stdout
     )
     assert arm["Architecture"] == "arm64"
     assert arm["Digest"] == multiarch.index_digest  # skopeo reports the digest it was given
     for digest in (multiarch.amd64_digest, multiarch.arm64_digest, multiarch.attestation_digest):
         status, headers, _ = _request(
             f"{registry.url}/v2/{multiarch.repository}/manifests/{digest}",
-            headers={"Accept": MANIFEST_ACCEPT}, method="HEAD",
+            headers={"Accept": MANIFEST_ACCEPT},
+            method="HEAD",
         )
         assert status == 200
         assert headers["docker-content-digest"] == digest

@@ -36,7 +36,6 @@ class WrittenOutput:
         """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``."""
         from ..progress import count, human_size
 
-
         where = str(self.output)
         if self.parts:
             where = f"{count(len(self.parts), 'part')} of {self.output}"
