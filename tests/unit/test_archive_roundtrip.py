@@ -17,7 +17,7 @@ import pytest
 from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.archive.oci_layout import merge_index_entries
-from sneaker.archive.tar import TarPlan, _header
+from sneaker.archive.tar import TarWriter, _header
 from sneaker.digest import Digest
 from sneaker.errors import IntegrityError, UsageError
 from sneaker.imageset import ImageRecord
@@ -480,9 +480,9 @@ def test_tar_writer_pads_members(tmp_path: Path) -> None:
         def copy_from_fd(self, fd: int, offset: int, count: int) -> None:
             chunks.append(os.pread(fd, count, offset))
 
-    plan = TarPlan()
-    plan.add_bytes("a.json", b"{}")
-    plan.stream(Sink(), Blobs())
+    writer = TarWriter(Sink())
+    writer.add_bytes("a.json", b"{}")
+    writer.finish()
     data = b"".join(chunks)
     assert len(data) == 512 + 512 + 1024
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:

@@ -17,9 +17,9 @@ from typing import Any
 from .. import mediatypes as mt
 from ..digest import Digest
 from ..errors import UsageError
-from ..imageset import ImageRecord
+from ..imageset import BlobSource, ImageRecord
 from ..model import Descriptor
-from .tar import TarPlan, blob_member, dump_json
+from .tar import TarWriter, blob_member, dump_json
 
 __all__ = [
     "ANNOTATION_IMAGE_NAME",
@@ -28,8 +28,8 @@ __all__ = [
     "index_document",
     "index_entries",
     "layout_blobs",
-    "layout_tar_plan",
     "record_names",
+    "write_layout_tar",
 ]
 
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
@@ -117,28 +117,29 @@ def blob_order(items: dict[Digest, bytes | Descriptor]) -> list[Digest]:
     return sorted(items, key=lambda digest: (size(digest), digest))
 
 
-def layout_tar_plan(
+def write_layout_tar(
+    tar: TarWriter,
     records: Sequence[ImageRecord],
+    blobs: BlobSource,
     extra: dict[str, bytes],
     omit: Container[Digest] = (),
-) -> TarPlan:
-    """The tar of an OCI layout: blobs (in :func:`blob_order`, bar ``omit``), then
-    ``index.json``, ``oci-layout`` and ``extra``, by name."""
+) -> None:
+    """Blobs (in :func:`blob_order`, bar ``omit``), then ``index.json``, ``oci-layout``
+    and ``extra``, by name."""
     if not records:
         raise UsageError("no images to write")
     index = index_document(index_entries(records))
     items = layout_blobs(records, omit)
-    plan = TarPlan()
-    plan.add_dir("blobs")
+    tar.add_dir("blobs")
     for algorithm in sorted({d.algorithm for d in items}):
-        plan.add_dir(f"blobs/{algorithm}")
+        tar.add_dir(f"blobs/{algorithm}")
     for digest in blob_order(items):
         item = items[digest]
         if isinstance(item, bytes):
-            plan.add_bytes(blob_member(digest), item)
+            tar.add_bytes(blob_member(digest), item)
         else:
-            plan.add_blob(blob_member(digest), item)
+            tar.add_blob(blob_member(digest), item, blobs)
     files = {"index.json": index, "oci-layout": OCI_LAYOUT_BYTES, **extra}
     for name in sorted(files):
-        plan.add_bytes(name, files[name])
-    return plan
+        tar.add_bytes(name, files[name])
+    tar.finish()

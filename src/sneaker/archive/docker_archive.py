@@ -29,13 +29,13 @@ from ..errors import UsageError
 from ..imageset import BlobSource, ImageRecord
 from ..model import Manifest
 from ..reference import Reference
-from ._layout import layout_tar_plan
-from .tar import TarPlan, blob_member, dump_json, output_sink
+from ._layout import write_layout_tar
+from .tar import TarWriter, blob_member, dump_json, output_sink
 
 if TYPE_CHECKING:
     from ..delta import DeltaMarker
 
-__all__ = ["docker_archive_plan", "docker_metadata", "write_docker_archive"]
+__all__ = ["docker_metadata", "write_docker_archive"]
 
 
 def docker_metadata(records: Sequence[ImageRecord]) -> tuple[bytes, bytes]:
@@ -77,14 +77,6 @@ def docker_metadata(records: Sequence[ImageRecord]) -> tuple[bytes, bytes]:
     return dump_json(entries), dump_json(repositories)
 
 
-def docker_archive_plan(records: Sequence[ImageRecord]) -> TarPlan:
-    """The layout of the docker archive of ``records`` (see :func:`write_docker_archive`)."""
-    if not records:
-        raise UsageError("no images to write")
-    manifest_json, repositories = docker_metadata(records)
-    return layout_tar_plan(records, {"manifest.json": manifest_json, "repositories": repositories})
-
-
 def write_docker_archive(
     records: Sequence[ImageRecord],
     blobs: BlobSource,
@@ -105,8 +97,15 @@ def write_docker_archive(
         from ..delta import docker_format_refusal
 
         raise docker_format_refusal()
-    plan = docker_archive_plan(records)
+    if not records:
+        raise UsageError("no images to write")
+    manifest_json, repositories = docker_metadata(records)
     written: list[Path] = []
     with output_sink(out, split, written) as sink:
-        plan.stream(sink, blobs)
+        write_layout_tar(
+            TarWriter(sink),
+            records,
+            blobs,
+            {"manifest.json": manifest_json, "repositories": repositories},
+        )
     return written

@@ -40,9 +40,9 @@ from ._layout import (
     index_document,
     index_entries,
     layout_blobs,
-    layout_tar_plan,
+    write_layout_tar,
 )
-from .tar import TarPlan, atomic_file, blob_member, copy_blob, dump_json, output_sink, temp_name
+from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink, temp_name
 
 if TYPE_CHECKING:
     from ..delta import DeltaMarker
@@ -52,7 +52,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["merge_index_entries", "oci_archive_plan", "write_oci_layout"]
+__all__ = ["merge_index_entries", "write_oci_layout"]
 
 
 def write_oci_layout(
@@ -74,11 +74,16 @@ def write_oci_layout(
     """
     if not records:
         raise UsageError("no images to write")
+    omit: frozenset[Any] = frozenset(delta.omitted) if delta is not None else frozenset()
+    extra: dict[str, bytes] = {}
+    if delta is not None:
+        from ..delta import DELTA_MARKER
+
+        extra[DELTA_MARKER] = delta.to_bytes()
     if as_tar:
         written: list[Path] = []
-        plan = oci_archive_plan(records, delta)
         with output_sink(out, split, written) as sink:
-            plan.stream(sink, blobs)
+            write_layout_tar(TarWriter(sink), records, blobs, extra, omit)
         return written
     if split is not None:
         raise UsageError(
@@ -90,24 +95,8 @@ def write_oci_layout(
             f"{out} already holds images: a delta layout goes into a new or empty directory",
             hint="choose another output, or write the delta as a tar (-o NAME.tar)",
         )
-    omit, extra = _delta_parts(delta)
     _write_directory(records, blobs, out, omit, extra)
     return [out]
-
-
-def _delta_parts(delta: DeltaMarker | None) -> tuple[frozenset[Any], dict[str, bytes]]:
-    """What a delta leaves out (its omitted layers) and adds (its marker file)."""
-    if delta is None:
-        return frozenset(), {}
-    from ..delta import DELTA_MARKER
-
-    return frozenset(delta.omitted), {DELTA_MARKER: delta.to_bytes()}
-
-
-def oci_archive_plan(records: Sequence[ImageRecord], delta: DeltaMarker | None = None) -> TarPlan:
-    """The layout of the OCI archive (a tar) of ``records``, or of their ``delta``."""
-    omit, extra = _delta_parts(delta)
-    return layout_tar_plan(records, extra, omit)
 
 
 def merge_index_entries(

@@ -30,7 +30,6 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -51,8 +50,7 @@ __all__ = [
     "BLOCK",
     "FileSink",
     "Sink",
-    "TarEntry",
-    "TarPlan",
+    "TarWriter",
     "atomic_file",
     "blob_member",
     "check_output_path",
@@ -398,67 +396,25 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
-@dataclass(frozen=True)
-class TarEntry:
-    """One member of a :class:`TarPlan`: its header, where its data starts, and the data
-    (bytes written as they are, or a blob's descriptor: copied from a blob source)."""
+class TarWriter:
+    """Writes a deterministic tar stream to a :class:`Sink`, one member at a time."""
 
-    header: bytes
-    offset: int
-    data: bytes | Descriptor
-
-
-class TarPlan:
-    """A deterministic tar laid out before any byte of it is written.
-
-    Every size is known up front (a blob's from its descriptor), so every
-    member's place is fixed before the first blob arrives: the docker archive
-    and the OCI archive are one plan each (:func:`~sneaker.archive._layout.layout_tar_plan`),
-    streamed in order by :meth:`stream`.
-    """
-
-    def __init__(self) -> None:
-        self.entries: list[TarEntry] = []
-        #: bytes up to the end of the last member (the two closing zero blocks not included)
-        self.end = 0
-
-    @property
-    def size(self) -> int:
-        """The size of the whole tar."""
-        return self.end + 2 * BLOCK
-
-    def _add(self, name: str, kind: bytes, size: int, data: bytes | Descriptor) -> None:
-        header = _header(name, size, kind)
-        offset = self.end + len(header)
-        self.entries.append(TarEntry(header, offset, data))
-        self.end = offset + size + len(_padding(size))
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
 
     def add_dir(self, name: str) -> None:
-        self._add(name, tarfile.DIRTYPE, 0, b"")
+        self.sink.write(_header(name, 0, tarfile.DIRTYPE))
 
     def add_bytes(self, name: str, data: bytes) -> None:
-        self._add(name, tarfile.REGTYPE, len(data), data)
+        self.sink.write(_header(name, len(data), tarfile.REGTYPE) + data + _padding(len(data)))
 
-    def add_blob(self, name: str, desc: Descriptor) -> None:
-        self._add(name, tarfile.REGTYPE, desc.size, desc)
+    def add_blob(self, name: str, desc: Descriptor, blobs: BlobSource) -> None:
+        """A member holding blob ``desc``, copied (and checked) from ``blobs``."""
+        self.sink.write(_header(name, desc.size, tarfile.REGTYPE))
+        copy_blob(blobs, desc, self.sink)
+        pad = _padding(desc.size)
+        if pad:
+            self.sink.write(pad)
 
-    def blobs(self) -> Iterator[tuple[int, Descriptor]]:
-        """(offset, descriptor) of every blob member, in tar order."""
-        for entry in self.entries:
-            if isinstance(entry.data, Descriptor):
-                yield entry.offset, entry.data
-
-    def stream(self, sink: Sink, blobs: BlobSource) -> None:
-        """Write the whole tar to ``sink`` in order, copying (and checking) each blob."""
-        for entry in self.entries:
-            data = entry.data
-            if isinstance(data, Descriptor):
-                sink.write(entry.header)
-                copy_blob(blobs, data, sink)
-                pad = _padding(data.size)
-            else:
-                sink.write(entry.header + data + _padding(len(data)))
-                continue
-            if pad:
-                sink.write(pad)
-        sink.write(bytes(2 * BLOCK))
+    def finish(self) -> None:
+        self.sink.write(bytes(2 * BLOCK))
