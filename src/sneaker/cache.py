@@ -33,7 +33,8 @@ from .model import Descriptor
 
 __all__ = ["BlobCache", "PartialState", "default_cache_dir"]
 
-_LOCK_POLL = 0.2
+#: how often a wait for a blob lock held elsewhere tries again (and looks at the cancel event)
+_LOCK_POLL = 0.05
 
 try:
     import fcntl
