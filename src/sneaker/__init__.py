@@ -30,11 +30,11 @@ _EXPORTS: dict[str, str] = {
     "open_archive": "sneaker.archive",
     "plan": "sneaker.verbs.plan",
     "assemble": "sneaker.verbs.assemble",
-    "Reference": "sneaker.reference",
-    "parse_reference": "sneaker.reference",
-    "Platform": "sneaker.platform",
-    "parse_platform": "sneaker.platform",
-    "PlatformRequest": "sneaker.selection",
+    "Reference": "sneaker.image.reference",
+    "parse_reference": "sneaker.image.reference",
+    "Platform": "sneaker.image.platform",
+    "parse_platform": "sneaker.image.platform",
+    "PlatformRequest": "sneaker.image.selection",
     "RegistryOptions": "sneaker.registry.client",
     "SneakerError": "sneaker.errors",
     "UsageError": "sneaker.errors",
@@ -84,10 +84,10 @@ if TYPE_CHECKING:
         SneakerError,
         UsageError,
     )
-    from .platform import Platform, parse_platform
-    from .reference import Reference, parse_reference
+    from .image.platform import Platform, parse_platform
+    from .image.reference import Reference, parse_reference
+    from .image.selection import PlatformRequest
     from .registry.client import RegistryOptions
-    from .selection import PlatformRequest
     from .verbs.assemble import assemble
     from .verbs.inspect import inspect
     from .verbs.plan import plan

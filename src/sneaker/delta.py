@@ -57,11 +57,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .digest import Digest
 from .errors import ArchiveError, InvalidDigest, InvalidReference, UnsupportedError, UsageError
-from .imageset import ImageRecord
-from .progress import human_size
-from .reference import Reference, parse_reference
+from .image.digest import Digest
+from .image.records import ImageRecord
+from .image.reference import Reference, parse_reference
+from .util.progress import human_size
 
 if TYPE_CHECKING:
     from .inventory import Inventory

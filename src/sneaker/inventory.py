@@ -45,8 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import mediatypes as mt
-from .digest import Digest
 from .errors import (
     AuthError,
     InvalidDigest,
@@ -56,9 +54,11 @@ from .errors import (
     UnsupportedError,
     UsageError,
 )
-from .imageset import ImageRecord
-from .model import Descriptor, Index, Manifest, parse_manifest
-from .progress import NullProgress, Progress, count, human_size
+from .image import mediatypes as mt
+from .image.digest import Digest
+from .image.model import Descriptor, Index, Manifest, parse_manifest
+from .image.records import ImageRecord
+from .util.progress import NullProgress, Progress, count, human_size
 
 if TYPE_CHECKING:
     from .delta import DeltaMarker

@@ -20,9 +20,9 @@ import pytest
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.archive.reader import DOCKER_LAYER_TAR
 from sneaker.errors import UsageError
-from sneaker.imageset import ImageRecord
-from sneaker.model import Index, Manifest
-from sneaker.reference import parse_reference
+from sneaker.image.model import Index, Manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
 from tests.fixtures.containerd import Containerd
 from tests.fixtures.docker import DockerDaemon, start_docker
 from tests.fixtures.images import BuiltImages

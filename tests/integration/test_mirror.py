@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from sneaker.errors import ConfigError, IntegrityError, RegistryBlocked
+from sneaker.registry.mirrors import MirroringClient, make_client_factory
 from sneaker.registry.options import RegistryOptions
 from sneaker.settings import load_settings
-from sneaker.settings.mirrors import MirroringClient, make_client_factory
 from sneaker.verbs.pull import pull
 from sneaker.verbs.verify import verify
 from tests.fixtures import faults_extra

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import AuthError, IntegrityError, NotFound, TLSError
-from sneaker.model import Descriptor, Manifest, parse_manifest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Manifest, parse_manifest
 from sneaker.registry import RegistryClient, RegistryOptions
 from sneaker.registry import tls as tls_module
 from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import NetworkError, RateLimited, RegistryError
-from sneaker.model import Descriptor
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor
 from sneaker.registry import RegistryClient, RegistryOptions
 from tests.fixtures import faults
 from tests.fixtures.faults import FaultProxy

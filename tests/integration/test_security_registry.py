@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.errors import IntegrityError, ManifestInvalid
-from sneaker.imageconfig import MAX_CONFIG_BYTES
-from sneaker.model import MAX_MANIFEST_BYTES
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.config import MAX_CONFIG_BYTES
+from sneaker.image.model import MAX_MANIFEST_BYTES
+from sneaker.image.reference import parse_reference
+from sneaker.image.selection import PlatformRequest
 from sneaker.registry import RegistryClient, RegistryOptions
-from sneaker.remote import MAX_INDEX_DEPTH, resolve
-from sneaker.selection import PlatformRequest
+from sneaker.transfer.remote import MAX_INDEX_DEPTH, resolve
 from sneaker.verbs.pull import pull
 from tests.fixtures import hostile
 from tests.fixtures.hostile import HostileRegistry, Reply, digest_of

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sneaker.archive import open_archive
-from sneaker.platform import host_platform
+from sneaker.image.platform import host_platform
 from sneaker.verbs.unpack import unpack
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages

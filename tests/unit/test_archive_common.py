@@ -19,12 +19,12 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import NotFound
-from sneaker.imageset import ImageRecord
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
 
 
 def layer_tar(files: Mapping[str, bytes]) -> bytes:

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_oci_layout
 from sneaker.archive.reader import walk_children
-from sneaker.digest import Digest
 from sneaker.errors import (
     ArchiveError,
     IntegrityError,
@@ -24,7 +22,9 @@ from sneaker.errors import (
     UnsafePath,
     UnsupportedError,
 )
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
 from tests.unit.test_archive_common import Blobs, dumps, make_record
 
 Member = tuple[str, bytes] | tarfile.TarInfo

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import DOCKER_LAYER_TAR, open_archive, write_docker_archive
-from sneaker.digest import Digest
 from sneaker.errors import ArchiveError
-from sneaker.model import Manifest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Manifest
 from tests.unit.test_archive_common import (
     Blobs,
     dumps,

@@ -14,15 +14,15 @@ from typing import BinaryIO
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.archive.oci_layout import merge_index_entries
 from sneaker.archive.tar import TarWriter, _header
-from sneaker.digest import Digest
 from sneaker.errors import IntegrityError, UsageError
-from sneaker.imageset import ImageRecord
-from sneaker.model import Descriptor, Index, Manifest
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
 from tests.unit.test_archive_common import (
     Blobs,
     make_index,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sneaker.cache import BlobCache
-from sneaker.digest import Digest
 from sneaker.errors import NotFound
-from sneaker.model import Descriptor
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor
+from sneaker.transfer.cache import BlobCache
 
 
 def _desc(data: bytes) -> Descriptor:

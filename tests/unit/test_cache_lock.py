@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import cache as cache_module
-from sneaker.cache import BlobCache
-from sneaker.digest import Digest
 from sneaker.errors import Interrupted
+from sneaker.image.digest import Digest
+from sneaker.transfer import cache as cache_module
+from sneaker.transfer.cache import BlobCache
 
 DIGEST = Digest.of_bytes(b"a blob")
 

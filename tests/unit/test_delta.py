@@ -11,7 +11,6 @@ from typing import Any, BinaryIO, cast
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.delta import (
     DELTA_MARKER,
@@ -20,12 +19,13 @@ from sneaker.delta import (
     mount_sources,
     plan_delta,
 )
-from sneaker.digest import Digest
 from sneaker.errors import ArchiveError, NotFound, UnsupportedError, UsageError
-from sneaker.imageset import ImageRecord
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import Reference
 from sneaker.inventory import Inventory
-from sneaker.model import Descriptor, Manifest, parse_manifest
-from sneaker.reference import Reference
 from sneaker.verbs.push import TargetPrefix, push
 from sneaker.verbs.verify import verify_archive
 from tests.unit.test_archive_common import Blobs, dumps, make_record, tar_json, tar_members

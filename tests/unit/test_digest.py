@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from sneaker.digest import Digest, DigestingWriter
 from sneaker.errors import IntegrityError, InvalidDigest
+from sneaker.image.digest import Digest, DigestingWriter
 
 
 def test_parse_and_str() -> None:

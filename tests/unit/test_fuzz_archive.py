@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
 from sneaker.errors import ArchiveError, IntegrityError, NotFound, UnsupportedError
-from sneaker.layers import LayerApplier
+from sneaker.layers.apply import LayerApplier
 from tests.unit.test_archive_common import Blobs, dumps, layer_tar, make_record
 
 #: examples per property (raise with SNEAKER_FUZZ_EXAMPLES for a long run)

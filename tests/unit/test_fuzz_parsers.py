@@ -19,8 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import (
     AuthError,
     InvalidDigest,
@@ -28,8 +26,10 @@ from sneaker.errors import (
     ManifestInvalid,
     SneakerError,
 )
-from sneaker.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
+from sneaker.image.reference import parse_reference
 from sneaker.registry.challenge import Challenge, Scope, parse_challenges, pick_challenge
 
 #: examples per property (raise with SNEAKER_FUZZ_EXAMPLES for a long run)

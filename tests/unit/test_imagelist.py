@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sneaker.errors import ConfigError, InvalidReference, UsageError
-from sneaker.imagelist import (
+from sneaker.verbs.imagelist import (
     collect_images,
     expand_variables,
     images_from_yaml,

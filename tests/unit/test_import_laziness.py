@@ -43,7 +43,11 @@ def test_archive_package_loads_a_writer_without_the_reader() -> None:
     assert ours == {"sneaker", "sneaker.archive"}
     loaded = _newly_imported("from sneaker.archive import write_docker_archive")
     assert "sneaker.archive.docker_archive" in loaded
-    assert not loaded & {"sneaker.archive.reader", "sneaker.layers", "sneaker.archive.oci_layout"}
+    assert not loaded & {
+        "sneaker.archive.reader",
+        "sneaker.layers.apply",
+        "sneaker.archive.oci_layout",
+    }
 
 
 def test_archive_package_exports_resolve() -> None:
@@ -88,5 +92,5 @@ def test_pull_command_loads_no_inventory_or_reader_code(tmp_path: Path) -> None:
         "sneaker.cli.plan",
         "sneaker.inventory",
         "sneaker.archive.reader",
-        "sneaker.layers",
+        "sneaker.layers.apply",
     }

@@ -12,8 +12,9 @@ import pytest
 from sneaker.archive import write_docker_archive, write_oci_layout
 from sneaker.cli.main import main
 from sneaker.delta import plan_delta
-from sneaker.digest import Digest
 from sneaker.errors import AuthError, NotFound, UnsupportedError, UsageError
+from sneaker.image.digest import Digest
+from sneaker.image.model import Index, Manifest
 from sneaker.inventory import (
     Inventory,
     WalkLimits,
@@ -23,7 +24,6 @@ from sneaker.inventory import (
     load_inventory,
     write_inventory,
 )
-from sneaker.model import Index, Manifest
 from sneaker.registry.client import RegistryClient
 from sneaker.verbs.inventory import RegistrySource, classify_source, inventory
 from tests.unit.test_archive_common import Blobs, make_index, make_manifest, make_record

@@ -1,4 +1,4 @@
-"""sneaker.layers: applying layer tars (whiteouts, links, replacements, hostile names)."""
+"""sneaker.layers.apply: applying layer tars (whiteouts, links, replacements, hostile names)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sneaker.errors import ArchiveError, UnsafePath
-from sneaker.layers import LayerApplier, LayerStats, apply_layer
+from sneaker.layers.apply import LayerApplier, LayerStats, apply_layer
 
 MTIME = 1_600_000_000
 
@@ -470,7 +470,7 @@ _AS_NOBODY = r"""
 import io, json, os, sys, tarfile
 sys.path[:0] = sys.argv[2:]
 from tests.unit.test_layers import Layer, tree
-from sneaker.layers import LayerApplier
+from sneaker.layers.apply import LayerApplier
 
 dest = sys.argv[1]
 layers = [

@@ -1,4 +1,4 @@
-"""sneaker.layers: decompression (sniffed codecs, bomb bound) and diff_ids."""
+"""sneaker.layers.apply: decompression (sniffed codecs, bomb bound) and diff_ids."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.errors import IntegrityError, UnsupportedError
-from sneaker.layers import LayerLimits, diff_id_of, open_layer_stream
+from sneaker.image import mediatypes as mt
+from sneaker.layers.apply import LayerLimits, diff_id_of, open_layer_stream
 
 
 def small_tar() -> bytes:

@@ -18,7 +18,7 @@ from sneaker.errors import (
     UnsafePath,
     UsageError,
 )
-from sneaker.platform import Platform, host_platform
+from sneaker.image.platform import Platform, host_platform
 from sneaker.verbs.unpack import unpack
 from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha
 

@@ -13,18 +13,18 @@ from typing import cast
 import pytest
 import urllib3
 
-from sneaker.cache import BlobCache
-from sneaker.digest import Digest
 from sneaker.errors import IntegrityError, NotFound
-from sneaker.fetch import BlobJob, fetch_one
-from sneaker.model import Descriptor
-from sneaker.progress import NullProgress
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor
 from sneaker.registry.client import BlobResponse, RegistryClient
+from sneaker.registry.mirrors import MirroringClient
 from sneaker.registry.problems import Subject
 from sneaker.registry.transport import Sent
 from sneaker.settings import load_settings
 from sneaker.settings.endpoints import Endpoint
-from sneaker.settings.mirrors import MirroringClient
+from sneaker.transfer.cache import BlobCache
+from sneaker.transfer.fetch import BlobJob, fetch_one
+from sneaker.util.progress import NullProgress
 
 ORIGIN = "origin.example"
 FIRST = "mirror-1.example"

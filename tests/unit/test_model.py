@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import IntegrityError, InvalidDigest, ManifestInvalid, UnsupportedError
-from sneaker.model import MAX_MANIFEST_BYTES, Index, Manifest, parse_manifest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import MAX_MANIFEST_BYTES, Index, Manifest, parse_manifest
 
 CONFIG = {"mediaType": mt.OCI_CONFIG, "digest": "sha256:" + "1" * 64, "size": 10}
 LAYER = {"mediaType": mt.OCI_LAYER_GZIP, "digest": "sha256:" + "2" * 64, "size": 20}

@@ -26,7 +26,7 @@ from sneaker.archive.split import SplitWriter, part_path
 from sneaker.archive.tar import check_output_path, refuse_overwriting_inputs
 from sneaker.cli.main import main
 from sneaker.errors import UsageError
-from sneaker.imageset import ImageRecord
+from sneaker.image.records import ImageRecord
 from sneaker.inventory import Inventory, write_inventory
 from sneaker.verbs.inventory import inventory
 from tests.unit.test_archive_common import Blobs, make_record

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import ArchiveError, IntegrityError, NotFound, UnsupportedError, UsageError
-from sneaker.imageset import ImageRecord
-from sneaker.model import Manifest, parse_manifest
-from sneaker.platform import Platform
-from sneaker.reference import parse_reference
-from sneaker.selection import PlatformRequest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Manifest, parse_manifest
+from sneaker.image.platform import Platform
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
+from sneaker.image.selection import PlatformRequest
 from sneaker.verbs.assemble import assemble, check_plan
 from sneaker.verbs.plan import PlannedImage, blob_relpath, manifest_relpath, plan, plan_document
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sneaker.errors import InvalidPlatform
-from sneaker.platform import Platform, is_attestation, normalize_arch, parse_platform
+from sneaker.image.platform import Platform, is_attestation, normalize_arch, parse_platform
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import ArchiveError, InvalidReference, UsageError
-from sneaker.imageset import ImageRecord
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.recompress import DOCKER_LAYER_UNCOMPRESSED
-from sneaker.reference import Reference, parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import Reference, parse_reference
+from sneaker.layers.recompress import DOCKER_LAYER_UNCOMPRESSED
 from sneaker.verbs.push import (
     PushedImage,
     PushResult,

@@ -1,4 +1,4 @@
-"""Deterministic gzip of uncompressed layers and the manifest rewrite (sneaker.recompress)."""
+"""Deterministic gzip of uncompressed layers and the manifest rewrite (layers/recompress.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import IntegrityError
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.recompress import (
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.layers.recompress import (
     DOCKER_LAYER_UNCOMPRESSED,
     gzip_layer_to_dir,
     gzip_stream,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sneaker.errors import InvalidReference
-from sneaker.reference import parse_reference
+from sneaker.image.reference import parse_reference
 
 HEX = "a" * 64
 

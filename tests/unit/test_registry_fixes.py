@@ -16,10 +16,10 @@ from sneaker.cli.options import build_registry_options
 from sneaker.errors import AuthError
 from sneaker.registry import RegistryOptions
 from sneaker.registry.messages import Headers
+from sneaker.registry.mirrors import endpoint_options
 from sneaker.registry.problems import Subject, raise_for_status
 from sneaker.registry.tls import InsecureWarning, warn_insecure
 from sneaker.settings import load_settings
-from sneaker.settings.mirrors import endpoint_options
 from sneaker.verbs.login import _endpoint as login_endpoint
 
 HOST = "reg.example:5000"

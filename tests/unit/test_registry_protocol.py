@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import sneaker.registry as registry_pkg
-from sneaker.digest import Digest
 from sneaker.errors import (
     AuthError,
     ConfigError,
@@ -21,6 +20,7 @@ from sneaker.errors import (
     RateLimited,
     RegistryError,
 )
+from sneaker.image.digest import Digest
 from sneaker.registry.client import _ChunkReader, _validator
 from sneaker.registry.credentials import Credential
 from sneaker.registry.headers import (

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import open_archive
-from sneaker.digest import Digest, DigestingWriter
 from sneaker.errors import ArchiveError, IntegrityError, ManifestInvalid
-from sneaker.layers import MAX_TAR_HEADER_BYTES, LayerApplier, LayerLimits, apply_layer
-from sneaker.model import parse_manifest
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest, DigestingWriter
+from sneaker.image.model import parse_manifest
+from sneaker.layers.apply import MAX_TAR_HEADER_BYTES, LayerApplier, LayerLimits, apply_layer
 from sneaker.verbs.unpack import unpack
 from sneaker.verbs.verify import verify
 from tests.unit.test_verify import REF, Layout

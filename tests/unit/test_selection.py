@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import NoMatchingPlatform
-from sneaker.model import Index, parse_manifest
-from sneaker.platform import Platform, parse_platform
-from sneaker.selection import PlatformRequest, build_subset_index, select_manifests
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Index, parse_manifest
+from sneaker.image.platform import Platform, parse_platform
+from sneaker.image.selection import PlatformRequest, build_subset_index, select_manifests
 
 
 def _entry(n: int, platform: dict[str, str] | None, annotations: dict[str, str] | None = None):

@@ -9,12 +9,12 @@ from typing import BinaryIO
 
 import pytest
 
-from sneaker import mediatypes as mt
-from sneaker.digest import Digest
 from sneaker.errors import UsageError
-from sneaker.imageset import ImageRecord
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
 from sneaker.verbs.serve import (
     ByteRange,
     RangeNotSatisfiable,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sneaker.errors import ConfigError, RegistryBlocked, UsageError
+from sneaker.registry.mirrors import endpoint_options
 from sneaker.settings import RegistrySettings, load_settings, parse_mirror_flag
 from sneaker.settings.daemon_json import (
     ENV_DAEMON_JSON,
@@ -16,7 +17,6 @@ from sneaker.settings.daemon_json import (
     parse_daemon_json,
 )
 from sneaker.settings.endpoints import Endpoint
-from sneaker.settings.mirrors import endpoint_options
 from sneaker.settings.registries_conf import (
     ENV_REGISTRIES_CONF,
     default_registries_conf_files,

@@ -23,14 +23,14 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from sneaker import mediatypes as mt
 from sneaker.archive import open_archive
-from sneaker.digest import Digest
 from sneaker.errors import NotFound, VerificationFailed
-from sneaker.imageset import ImageRecord
-from sneaker.layers import LayerLimits
-from sneaker.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.reference import parse_reference
+from sneaker.image import mediatypes as mt
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
+from sneaker.layers.apply import LayerLimits
 from sneaker.verbs.verify import VerifiableSource, verify, verify_archive, verify_or_raise
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sneaker.archive import write_docker_archive, write_oci_layout
-from sneaker.digest import Digest
-from sneaker.imageset import ImageRecord
-from sneaker.model import Descriptor, Manifest, parse_manifest
-from sneaker.reference import parse_reference
+from sneaker.image.digest import Digest
+from sneaker.image.model import Descriptor, Manifest, parse_manifest
+from sneaker.image.records import ImageRecord
+from sneaker.image.reference import parse_reference
 from sneaker.verbs.pull import default_output_name
 
 WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*\\\x00-\x1f]')

@@ -1,7 +1,7 @@
 """Archive formats: docker-loadable archives, OCI layouts and archives, split parts, a reader.
 
 Sinks (:func:`write_docker_archive`, :func:`write_oci_layout`) take image
-records and a :class:`~sneaker.imageset.BlobSource`; the source
+records and a :class:`~sneaker.image.records.BlobSource`; the source
 (:func:`open_archive`) gives both back. Writers and reader share only the tar
 helpers and the layout conventions, never each other.
 

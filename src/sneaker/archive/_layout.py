@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from typing import Any
 
-from .. import mediatypes as mt
-from ..digest import Digest
 from ..errors import UsageError
-from ..imageset import BlobSource, ImageRecord
-from ..model import Descriptor
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.model import Descriptor
+from ..image.records import BlobSource, ImageRecord
 from .tar import TarWriter, blob_member, dump_json
 
 __all__ = [
@@ -106,7 +106,7 @@ def blob_order(items: dict[Digest, bytes | Descriptor]) -> list[Digest]:
 
     Deterministic (the same records give the same bytes), and it is the order in
     which parallel downloads sharing a link finish, so a writer fed while blobs
-    arrive (:func:`sneaker.fetch.fetch_while`) copies each one soon after it lands
+    arrive (:func:`sneaker.transfer.fetch.fetch_while`) copies each one soon after it lands
     instead of waiting for the largest first.
     """
 

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..digest import Digest
 from ..errors import UsageError
-from ..imageset import BlobSource, ImageRecord
-from ..model import Manifest
-from ..reference import Reference
+from ..image.digest import Digest
+from ..image.model import Manifest
+from ..image.records import BlobSource, ImageRecord
+from ..image.reference import Reference
 from ._layout import write_layout_tar
 from .tar import TarWriter, blob_member, dump_json, output_sink
 

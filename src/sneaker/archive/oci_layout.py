@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError, UnsupportedError, UsageError
-from ..imageset import BlobSource, ImageRecord
-from ..model import MAX_MANIFEST_BYTES, Descriptor
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor
+from ..image.records import BlobSource, ImageRecord
 from ._layout import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,

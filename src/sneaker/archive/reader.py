@@ -66,10 +66,7 @@ from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
-from .. import mediatypes as mt
-from ..closing import Closing
 from ..delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker
-from ..digest import Digest
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -80,11 +77,14 @@ from ..errors import (
     UnsafePath,
     UnsupportedError,
 )
-from ..imageconfig import MAX_CONFIG_BYTES
-from ..imageset import ImageRecord
-from ..layers import BoundedTarInfo
-from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..reference import Reference, parse_reference
+from ..image import mediatypes as mt
+from ..image.config import MAX_CONFIG_BYTES
+from ..image.digest import Digest
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
+from ..image.records import ImageRecord
+from ..image.reference import Reference, parse_reference
+from ..layers.apply import BoundedTarInfo
+from ..util.closing import Closing
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
 from .split import SplitReader, part_path, preadinto, split_parts
 from .tar import blob_member

@@ -33,10 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..digest import Digest
 from ..errors import IntegrityError, UsageError
-from ..imageset import BlobSource
-from ..model import Descriptor
+from ..image.digest import Digest
+from ..image.model import Descriptor
+from ..image.records import BlobSource
 from .split import (
     SplitWriter,
     describe_file_kind,

@@ -45,7 +45,7 @@ def command(
     Every manifest, config and layer is checked for size and digest first; a
     missing or damaged file is an error naming it and its image.
     """
-    from ..progress import choose_progress, count, human_size
+    from ..util.progress import choose_progress, count, human_size
     from ..verbs.assemble import assemble
 
     progress = choose_progress(quiet or as_json)

@@ -34,7 +34,7 @@ def command(
     otherwise an image reference, read through the same registry settings as pull
     (registries.conf, daemon.json, --mirror).
     """
-    from ..progress import human_size
+    from ..util.progress import human_size
     from ..verbs.inspect import _looks_like_path, inspect
 
     if _looks_like_path(target):

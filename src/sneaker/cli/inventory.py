@@ -57,7 +57,7 @@ def command(
     only larger than it needs to be.
     """
     from ..inventory import WalkLimits
-    from ..progress import choose_progress
+    from ..util.progress import choose_progress
     from ..verbs.inventory import inventory
 
     options = registry.build()

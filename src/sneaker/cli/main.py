@@ -62,7 +62,7 @@ def _module_exists(module: str) -> bool:
 
 
 def _version_text() -> str:
-    from ..speedups import describe_speedups
+    from ..util.speedups import describe_speedups
 
     return f"sneaker {__version__} (Python {sys.version.split()[0]}; {describe_speedups()})"
 

@@ -14,9 +14,10 @@ import click
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..image.selection import PlatformRequest
     from ..registry.client import RegistryOptions
-    from ..selection import PlatformRequest
-    from ..settings import ClientFactory, RegistrySettings
+    from ..registry.mirrors import ClientFactory
+    from ..settings import RegistrySettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,14 +158,14 @@ def open_client_factory(options: RegistryOptions, mirrors: Sequence[str]) -> Cli
     Call it only once the verb knows it will talk to a registry (a local archive needs
     no settings); close the factory (``with``) when done.
     """
-    from ..settings import make_client_factory
+    from ..registry.mirrors import make_client_factory
 
     return make_client_factory(load_registry_settings(mirrors, options.plain_http), options)
 
 
 def parse_platform_option(value: str | None) -> PlatformRequest:
-    from ..platform import parse_platform_list
-    from ..selection import PlatformRequest
+    from ..image.platform import parse_platform_list
+    from ..image.selection import PlatformRequest
 
     if not value:
         return PlatformRequest()

@@ -59,9 +59,9 @@ def command(
     an image resolved through a mirror gets the mirror's URLs in urls.txt and
     fetch.sh, while plan.json keeps the image's own name.
     """
-    from ..digest import Digest
-    from ..imagelist import collect_images
-    from ..progress import choose_progress, count, human_size
+    from ..image.digest import Digest
+    from ..util.progress import choose_progress, count, human_size
+    from ..verbs.imagelist import collect_images
     from ..verbs.plan import PLAN_FILE, plan
 
     references = collect_images(images, images_files, from_files)

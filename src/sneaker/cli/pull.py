@@ -104,8 +104,8 @@ def command(
     """
     from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
-    from ..imagelist import collect_images
-    from ..progress import choose_progress
+    from ..util.progress import choose_progress
+    from ..verbs.imagelist import collect_images
     from ..verbs.pull import pull
 
     if registry.password_stdin and any(str(f) == "-" for f in images_files):
@@ -143,7 +143,7 @@ def command(
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    from ..progress import human_size
+    from ..util.progress import human_size
 
     click.echo(f"wrote {result.describe()}")
     if result.delta is not None:

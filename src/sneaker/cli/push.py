@@ -54,7 +54,7 @@ def command(
     gzip-compressed first (into $TMPDIR), always the same way, so such an
     archive gets digests of sneaker's own, the same on every push.
     """
-    from ..progress import choose_progress
+    from ..util.progress import choose_progress
     from ..verbs.push import push
 
     options = registry.build()

@@ -53,8 +53,8 @@ def command(
     Layers are applied in order with whiteouts; nothing is ever written outside DEST,
     and device nodes are skipped with a warning.
     """
-    from ..platform import parse_platform
-    from ..progress import choose_progress, count
+    from ..image.platform import parse_platform
+    from ..util.progress import choose_progress, count
     from ..verbs.inspect import _looks_like_path
     from ..verbs.unpack import check_dest, unpack, unpack_remote
 

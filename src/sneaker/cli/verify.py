@@ -26,7 +26,7 @@ def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
     cannot be read at all (not an archive, hostile, incomplete) exits 8.
     """
     from ..errors import VerificationFailed
-    from ..progress import choose_progress
+    from ..util.progress import choose_progress
     from ..verbs.verify import verify_archive
 
     progress = choose_progress(quiet or as_json)

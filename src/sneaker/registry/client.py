@@ -17,9 +17,6 @@ from urllib.parse import quote, urljoin
 
 from urllib3.exceptions import HTTPError
 
-from .. import mediatypes as mt
-from ..closing import Closing
-from ..digest import Digest
 from ..errors import (
     IntegrityError,
     InvalidDigest,
@@ -27,8 +24,11 @@ from ..errors import (
     NetworkError,
     RegistryError,
 )
-from ..model import MAX_MANIFEST_BYTES, Descriptor, sniff_media_type
-from ..reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, sniff_media_type
+from ..image.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from ..util.closing import Closing
 from .auth import Authenticator
 from .challenge import Scope, scopes_for_mount, scopes_for_pull, scopes_for_push
 from .credentials import Credential, find_credential
@@ -381,7 +381,7 @@ class RegistryClient(Closing):
         """The bytes of blob ``digest`` read from :meth:`open_blob` do not match it (``error``).
 
         The error to raise, or None when the next :meth:`open_blob` asks another
-        source (a :class:`~sneaker.settings.mirrors.MirroringClient` moving on to its
+        source (a :class:`~sneaker.registry.mirrors.MirroringClient` moving on to its
         next endpoint). One registry has no other source: always ``error``.
         """
         return error

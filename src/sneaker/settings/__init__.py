@@ -48,14 +48,11 @@ from .registries_conf import (
 )
 
 __all__ = [
-    "ClientFactory",
     "Endpoint",
     "FlagMirror",
     "RegistrySettings",
     "ResolvedEndpoints",
-    "client_factory_for",
     "load_settings",
-    "make_client_factory",
     "parse_mirror_flag",
 ]
 
@@ -276,7 +273,3 @@ def load_settings(
     for message in settings.notes:
         log.info("%s", message)
     return settings
-
-
-# the clients that read (and write) through these settings; imported last: they use the above
-from .mirrors import ClientFactory, client_factory_for, make_client_factory  # noqa: E402

@@ -22,9 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import mediatypes as mt
-from ..cache import BlobCache
-from ..digest import Digest
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -35,11 +32,14 @@ from ..errors import (
     UnsupportedError,
     UsageError,
 )
-from ..imageset import ImageRecord
-from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..progress import NullProgress, Progress
-from ..reference import parse_reference
-from ..remote import MAX_INDEX_DEPTH
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
+from ..image.records import ImageRecord
+from ..image.reference import parse_reference
+from ..transfer.cache import BlobCache
+from ..transfer.remote import MAX_INDEX_DEPTH
+from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 from .plan import PLAN_FILE, PLAN_FORMAT, PLAN_VERSION, blob_relpath, manifest_relpath
 

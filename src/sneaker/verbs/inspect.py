@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..digest import Digest
 from ..errors import ArchiveError, ManifestInvalid, NotFound, SneakerError
-from ..imageconfig import MAX_CONFIG_BYTES
-from ..imageset import ImageRecord
-from ..model import Descriptor, Index, Manifest
-from ..reference import Reference, parse_reference
-from ..selection import PlatformRequest
+from ..image.config import MAX_CONFIG_BYTES
+from ..image.digest import Digest
+from ..image.model import Descriptor, Index, Manifest
+from ..image.records import ImageRecord
+from ..image.reference import Reference, parse_reference
+from ..image.selection import PlatformRequest
 
 if TYPE_CHECKING:
     from ..delta import DeltaMarker
@@ -218,7 +218,7 @@ def inspect(
     """
     if isinstance(target, Path) or _looks_like_path(target):
         return _inspect_archive(target)
-    from ..settings import client_factory_for
+    from ..registry.mirrors import client_factory_for
 
     ref = parse_reference(target)
     with client_factory_for(options, settings, client_factory) as factory:
@@ -258,7 +258,7 @@ def _tags_hint(client: RegistryClient, repository: str) -> str | None:
 
 
 def _inspect_remote(ref: Reference, client: RegistryClient) -> InspectReport:
-    from ..remote import resolve
+    from ..transfer.remote import resolve
 
     try:
         resolved = resolve(client, ref, PlatformRequest(all=True))

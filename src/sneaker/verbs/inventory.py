@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidReference, UsageError
+from ..image.reference import parse_reference
 from ..inventory import (
     Inventory,
     WalkLimits,
@@ -23,8 +24,7 @@ from ..inventory import (
     inventory_from_registry,
     write_inventory,
 )
-from ..progress import NullProgress, Progress
-from ..reference import parse_reference
+from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
@@ -100,8 +100,8 @@ def inventory(
     with ExitStack() as stack:
         if client_factory is None:
             from ..registry.client import RegistryOptions as _Options
+            from ..registry.mirrors import make_client_factory
             from ..settings import load_settings
-            from ..settings.mirrors import make_client_factory
 
             opts = options or _Options()
             settings = load_settings(plain_http=opts.plain_http)

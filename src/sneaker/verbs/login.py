@@ -93,8 +93,8 @@ def login(
     credential store fails.
     """
     from ..registry.credentials import Credential, server_url_for, store_credential
+    from ..registry.mirrors import open_endpoint_client
     from ..registry.options import DEFAULT_OPTIONS
-    from ..settings.mirrors import open_endpoint_client
 
     host = login_registry(registry)
     if not username:

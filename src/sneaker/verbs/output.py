@@ -34,7 +34,7 @@ class WrittenOutput:
 
     def describe(self) -> str:
         """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``."""
-        from ..progress import count, human_size
+        from ..util.progress import count, human_size
 
         where = str(self.output)
         if self.parts:

@@ -7,7 +7,7 @@ The plan directory (every name safe on Windows: no ``:``)::
     blobs/sha256/<hex>          the image configs (fetched now); fetch.sh adds the layers
     urls.txt                    one blob URL per line (configs included)
     SHA256SUMS                  ``sha256sum -c`` format for every blob and manifest
-    fetch.sh                    POSIX sh + curl: fetches every blob (see sneaker.fetchscript)
+    fetch.sh                    POSIX sh + curl: fetches every blob (see sneaker.verbs.fetchscript)
     README.txt                  the short version of the above, for the people fetching
 
 Manifests and configs are fetched by sneaker (with its auth, TLS and platform
@@ -40,20 +40,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..cache import BlobCache
-from ..digest import Digest
 from ..errors import UnsupportedError, UsageError
-from ..fetch import BlobJob, fetch_blobs
-from ..fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
-from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
-from ..imageset import ImageRecord
-from ..model import Descriptor, Manifest
-from ..platform import Platform
-from ..progress import NullProgress, Progress
-from ..reference import Reference, parse_reference
+from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.digest import Digest
+from ..image.model import Descriptor, Manifest
+from ..image.platform import Platform
+from ..image.records import ImageRecord
+from ..image.reference import Reference, parse_reference
+from ..image.selection import PlatformRequest
 from ..registry.options import check_explicit_credentials
-from ..remote import Resolved, resolve
-from ..selection import PlatformRequest
+from ..transfer.cache import BlobCache
+from ..transfer.fetch import BlobJob, fetch_blobs
+from ..transfer.remote import Resolved, resolve
+from ..util.progress import NullProgress, Progress
+from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
@@ -364,7 +364,7 @@ def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformReq
 
 def _fetch_source(client: RegistryClient, ref: Reference) -> tuple[RegistryClient, str, str | None]:
     """The client and repository that served ``ref``'s manifest, and ``host/repo`` if a mirror."""
-    from ..settings.mirrors import MirroringClient
+    from ..registry.mirrors import MirroringClient
 
     if not isinstance(client, MirroringClient):
         return client, ref.repository, None
@@ -411,7 +411,7 @@ def plan(
     output_path = Path(output)
     progress = progress or NullProgress()
 
-    from ..settings import client_factory_for
+    from ..registry.mirrors import client_factory_for
 
     tmp = _prepare_output(output_path)
     try:

@@ -1,7 +1,7 @@
 """``pull``: references -> resolved manifests -> blobs in the cache -> one archive or layout.
 
-Composition only: resolution is :mod:`sneaker.remote`, downloading is
-:mod:`sneaker.fetch`, writing is :mod:`sneaker.archive`.
+Composition only: resolution is :mod:`sneaker.transfer.remote`, downloading is
+:mod:`sneaker.transfer.fetch`, writing is :mod:`sneaker.archive`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive.tar import check_output_path
-from ..cache import BlobCache, default_cache_dir
 from ..errors import UsageError
-from ..fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
-from ..imageconfig import MAX_CONFIG_BYTES, check_record_configs
-from ..imageset import BlobSource, ImageRecord
-from ..model import Manifest
-from ..progress import NullProgress, Progress
-from ..reference import Reference, parse_reference
+from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.model import Manifest
+from ..image.records import BlobSource, ImageRecord
+from ..image.reference import Reference, parse_reference
+from ..image.selection import PlatformRequest
 from ..registry.options import check_explicit_credentials
-from ..remote import Resolved, resolve
-from ..selection import PlatformRequest
+from ..transfer.cache import BlobCache, default_cache_dir
+from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
+from ..transfer.remote import Resolved, resolve
+from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 
 if TYPE_CHECKING:
@@ -175,8 +175,8 @@ def pull(
     with ExitStack() as stack:
         if client_factory is None:
             from ..registry.client import RegistryOptions
+            from ..registry.mirrors import make_client_factory
             from ..settings import load_settings
-            from ..settings.mirrors import make_client_factory
 
             opts = options or RegistryOptions()
             # registries.conf, daemon.json and --mirror: mirrors, insecure hosts, blocks

@@ -2,7 +2,7 @@
 
 Composition only: reading is :func:`sneaker.archive.open_archive`, the wire is
 :class:`sneaker.registry.RegistryClient`, compression of legacy layers is
-:mod:`sneaker.recompress`. The order is the one registries need:
+:mod:`sneaker.layers.recompress`. The order is the one registries need:
 
 1. blobs (configs and layers), several at once: a HEAD first (the registry may
    have it already), then a cross-repository mount when the blob is known to be
@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from ..delta import mount_sources
-from ..digest import Digest
 from ..errors import (
     ArchiveError,
     AuthError,
@@ -57,17 +56,18 @@ from ..errors import (
     NotFound,
     UsageError,
 )
-from ..imageset import ImageRecord
-from ..model import Descriptor, Index, Manifest
-from ..progress import NullProgress, Progress
-from ..recompress import (
+from ..image.digest import Digest
+from ..image.model import Descriptor, Index, Manifest
+from ..image.records import ImageRecord
+from ..image.reference import Reference, parse_reference
+from ..layers.recompress import (
     CompressedLayer,
     gzip_layer_to_dir,
     needs_compression,
     rewrite_index,
     rewrite_manifest,
 )
-from ..reference import Reference, parse_reference
+from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from ..archive import ArchiveSource
@@ -438,8 +438,9 @@ def push(
         synthesised = source.format == "docker-legacy"
 
         if client_factory is None:
+            from ..registry.mirrors import make_client_factory
             from ..registry.options import RegistryOptions as _Options
-            from ..settings import load_settings, make_client_factory
+            from ..settings import load_settings
 
             opts = options or _Options()
             # registries.conf and daemon.json: a blocked target is refused before any

@@ -43,11 +43,11 @@ from types import TracebackType
 from typing import Any, BinaryIO, Protocol, cast
 
 from .. import __version__
-from ..digest import Digest
 from ..errors import InvalidDigest, NetworkError, SneakerError, UsageError
-from ..imageset import ImageRecord
-from ..model import Descriptor, Index, Manifest
-from ..reference import DOCKER_HUB, Reference
+from ..image.digest import Digest
+from ..image.model import Descriptor, Index, Manifest
+from ..image.records import ImageRecord
+from ..image.reference import DOCKER_HUB, Reference
 
 __all__ = [
     "DEFAULT_ADDR",

@@ -1,9 +1,9 @@
 """``unpack``: one image's root filesystem, layer over layer, into a directory.
 
-The image comes from anything that hands over :class:`~sneaker.imageset.ImageRecord`
+The image comes from anything that hands over :class:`~sneaker.image.records.ImageRecord`
 objects and their blobs: an archive (:func:`sneaker.archive.open_archive`) or a
-record and a :class:`~sneaker.imageset.BlobSource` from elsewhere (a registry).
-Layers are applied by :mod:`sneaker.layers` (whiteouts, links, never outside
+record and a :class:`~sneaker.image.records.BlobSource` from elsewhere (a registry).
+Layers are applied by :mod:`sneaker.layers.apply` (whiteouts, links, never outside
 the destination). Each layer's compressed digest and size and its ``diff_id``
 are checked while it streams; a mismatch stops the unpack with IntegrityError.
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..digest import Digest
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -32,9 +31,14 @@ from ..errors import (
     SneakerError,
     UsageError,
 )
-from ..imageconfig import MAX_CONFIG_BYTES, parse_config
-from ..imageset import BlobSource, ImageRecord
-from ..layers import (
+from ..image.config import MAX_CONFIG_BYTES, parse_config
+from ..image.digest import Digest
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
+from ..image.platform import Platform
+from ..image.records import BlobSource, ImageRecord
+from ..image.reference import parse_reference
+from ..image.selection import PlatformRequest, select_manifests
+from ..layers.apply import (
     DEFAULT_LIMITS,
     LayerApplier,
     LayerLimits,
@@ -43,11 +47,7 @@ from ..layers import (
     open_layer_stream,
     remove_tree,
 )
-from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..platform import Platform
-from ..progress import NullProgress, Progress
-from ..reference import parse_reference
-from ..selection import PlatformRequest, select_manifests
+from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
@@ -442,10 +442,10 @@ def unpack_remote(
     which default to :func:`sneaker.settings.load_settings`): mirrors, insecure and
     blocked registries apply as for ``pull``.
     """
-    from ..cache import BlobCache, default_cache_dir
-    from ..fetch import BlobJob, fetch_blobs
-    from ..remote import resolve
-    from ..settings import client_factory_for
+    from ..registry.mirrors import client_factory_for
+    from ..transfer.cache import BlobCache, default_cache_dir
+    from ..transfer.fetch import BlobJob, fetch_blobs
+    from ..transfer.remote import resolve
 
     ref = parse_reference(reference)
     request = PlatformRequest((platform,) if platform is not None else ())

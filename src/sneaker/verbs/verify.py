@@ -5,7 +5,7 @@ hashes to its descriptor; every manifest's config and layers are present, of
 the declared size and digest (streamed, each blob once however many images
 share it); each image config parses as JSON and its ``rootfs.diff_ids`` has
 one entry per layer. With ``deep``, every layer is also decompressed (bounded,
-see :mod:`sneaker.layers`) and its ``diff_id`` compared with the config's.
+see :mod:`sneaker.layers.apply`) and its ``diff_id`` compared with the config's.
 
 Problems are collected, not raised: one line each, naming the image, the
 blob and what is wrong (:func:`verify_archive` opens a path first), e.g.
@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .. import mediatypes as mt
-from ..digest import Digest
 from ..errors import ArchiveError, IntegrityError, SneakerError, VerificationFailed
-from ..imageconfig import MAX_CONFIG_BYTES
-from ..imageset import BlobSource, ImageRecord
-from ..layers import DEFAULT_LIMITS, LayerLimits, diff_id_of
-from ..model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..platform import Platform
-from ..progress import NullProgress, Progress
+from ..image import mediatypes as mt
+from ..image.config import MAX_CONFIG_BYTES
+from ..image.digest import Digest
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
+from ..image.platform import Platform
+from ..image.records import BlobSource, ImageRecord
+from ..layers.apply import DEFAULT_LIMITS, LayerLimits, diff_id_of
+from ..util.progress import NullProgress, Progress
 
 __all__ = [
     "MAX_CONFIG_BYTES",

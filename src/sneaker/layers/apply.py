@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
 
-from .digest import Digest
-from .errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
+from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
+from ..image.digest import Digest
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ..errors import InvalidDigest, InvalidReference
 from .digest import Digest
-from .errors import InvalidDigest, InvalidReference
 
 __all__ = ["DOCKER_HUB", "DOCKER_HUB_API_HOST", "Reference", "parse_reference"]
 

@@ -7,7 +7,7 @@ order. A mirror that cannot be reached, answers 5xx, refuses us, lacks the
 manifest or blob (404) or sends content that does not match is skipped and the
 next endpoint is asked; the origin's answer is final. A mirror that could not be
 reached is not asked again during the run. A blob's bytes are checked by whoever
-reads them (:func:`sneaker.fetch.fetch_one`): when they do not match its digest,
+reads them (:func:`sneaker.transfer.fetch.fetch_one`): when they do not match its digest,
 :meth:`MirroringClient.reject_blob` takes the endpoint that sent them out of the
 blob's list, and the next :meth:`~MirroringClient.open_blob` asks the next one.
 
@@ -32,18 +32,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from ..closing import Closing
-from ..digest import Digest
 from ..errors import AuthError, IntegrityError, NetworkError, NotFound, RegistryError, SneakerError
-from ..model import Descriptor
-from .endpoints import Endpoint, ResolvedEndpoints, normalize_host
+from ..image.digest import Digest
+from ..image.model import Descriptor
+from ..settings.endpoints import Endpoint, ResolvedEndpoints, normalize_host
+from ..util.closing import Closing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..registry.client import BlobResponse, RegistryClient
-    from ..registry.options import RegistryOptions
-    from . import RegistrySettings
+    from ..settings import RegistrySettings
+    from .client import BlobResponse, RegistryClient
+    from .options import RegistryOptions
 
 __all__ = [
     "ClientFactory",
@@ -93,8 +93,8 @@ def open_endpoint_client(
     env: Mapping[str, str] | None = None,
 ) -> RegistryClient:
     """A client for ``endpoint`` (an insecure one probed for https, else plain http)."""
-    from ..registry.auth import is_loopback_host
-    from ..registry.client import RegistryClient
+    from .auth import is_loopback_host
+    from .client import RegistryClient
 
     opts = endpoint_options(endpoint, options, requested_registry)
     if endpoint.insecure and not opts.plain_http and not is_loopback_host(endpoint.registry):
@@ -128,7 +128,7 @@ class MirroringClient(Closing):
         env: Mapping[str, str] | None = None,
         open_client: Callable[[Endpoint], RegistryClient] | None = None,
     ) -> None:
-        from ..registry.options import DEFAULT_OPTIONS
+        from .options import DEFAULT_OPTIONS
 
         self.registry = normalize_host(registry)
         self.settings = settings
@@ -341,7 +341,7 @@ class MirroringClient(Closing):
     def source_for(self, repository: str, identifier: str) -> tuple[RegistryClient, str, Endpoint]:
         """The client, repository path there, and endpoint that served manifest ``identifier``.
 
-        After ``get_manifest(repository, identifier)`` (what :func:`sneaker.remote.resolve`
+        After ``get_manifest(repository, identifier)`` (what :func:`sneaker.transfer.remote.resolve`
         asks first) this is the endpoint whose answer was used, a mirror or the origin;
         for a manifest not asked for yet, the origin. ``plan`` writes blob URLs of it.
         """
@@ -386,7 +386,7 @@ class ClientFactory(Closing):
         env: Mapping[str, str] | None = None,
         push: bool = False,
     ) -> None:
-        from ..registry.options import DEFAULT_OPTIONS
+        from .options import DEFAULT_OPTIONS
 
         self.settings = settings
         self.options = options or DEFAULT_OPTIONS
@@ -446,8 +446,8 @@ def client_factory_for(
     if client_factory is not None:
         yield client_factory
         return
-    from ..registry.options import DEFAULT_OPTIONS
-    from . import load_settings
+    from ..settings import load_settings
+    from .options import DEFAULT_OPTIONS
 
     opts = options or DEFAULT_OPTIONS
     chosen = settings if settings is not None else load_settings(plain_http=opts.plain_http)

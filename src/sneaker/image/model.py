@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ArchiveError, IntegrityError, ManifestInvalid, UnsupportedError
 from . import mediatypes as mt
 from .digest import Digest
-from .errors import ArchiveError, IntegrityError, ManifestInvalid, UnsupportedError
 from .platform import Platform, is_attestation
 
 __all__ = [

@@ -14,7 +14,7 @@
 - :func:`collect_images`: positional references plus those files, each image
   once (by its normalised name), in order.
 
-Every reference is checked with :func:`sneaker.reference.parse_reference`; a
+Every reference is checked with :func:`sneaker.image.reference.parse_reference`; a
 bad one is an error naming the file and line. Results keep the spelling the
 file used. Reading YAML uses PyYAML's safe loader only (no object construction).
 """
@@ -28,8 +28,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InvalidReference, UsageError
-from .reference import parse_reference
+from ..errors import ConfigError, InvalidReference, UsageError
+from ..image.reference import parse_reference
 
 __all__ = ["collect_images", "images_from_yaml", "read_images_file"]
 

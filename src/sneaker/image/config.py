@@ -9,11 +9,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import InvalidDigest, ManifestInvalid, NoMatchingPlatform
 from .digest import Digest
-from .errors import InvalidDigest, ManifestInvalid, NoMatchingPlatform
-from .imageset import ImageRecord
 from .model import Manifest
 from .platform import Platform
+from .records import ImageRecord
 from .selection import PlatformRequest
 
 __all__ = [

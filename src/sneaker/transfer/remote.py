@@ -1,6 +1,6 @@
 """The registry as a source: resolve a reference to an :class:`ImageRecord` (manifests only).
 
-Layers are not touched here; :mod:`sneaker.fetch` downloads them afterwards.
+Layers are not touched here; :mod:`sneaker.transfer.fetch` downloads them afterwards.
 """
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .digest import Digest
-from .errors import ManifestInvalid, NoMatchingPlatform
-from .imageset import ImageRecord
-from .model import Descriptor, Index, Manifest, parse_manifest
-from .platform import Platform
-from .reference import Reference
-from .selection import PlatformRequest, build_subset_index, select_manifests
+from ..errors import ManifestInvalid, NoMatchingPlatform
+from ..image.digest import Digest
+from ..image.model import Descriptor, Index, Manifest, parse_manifest
+from ..image.platform import Platform
+from ..image.records import ImageRecord
+from ..image.reference import Reference
+from ..image.selection import PlatformRequest, build_subset_index, select_manifests
 
 if TYPE_CHECKING:
-    from .registry.client import RegistryClient
+    from ..registry.client import RegistryClient
 
 __all__ = ["MAX_INDEX_DEPTH", "Resolved", "resolve"]
 

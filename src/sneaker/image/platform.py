@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidPlatform
+from ..errors import InvalidPlatform
 
 __all__ = [
     "Platform",

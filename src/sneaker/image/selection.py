@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import NoMatchingPlatform
 from . import mediatypes as mt
-from .errors import NoMatchingPlatform
 from .model import Descriptor, Index
 from .platform import Platform, describe, host_platform
 

@@ -36,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
+from ..errors import IntegrityError, Interrupted, NetworkError, RegistryError
+from ..image.digest import DigestingWriter
+from ..image.model import Descriptor
+from ..util.progress import NullProgress, Progress
 from .cache import BlobCache
-from .digest import DigestingWriter
-from .errors import IntegrityError, Interrupted, NetworkError, RegistryError
-from .model import Descriptor
-from .progress import NullProgress, Progress
 
 if TYPE_CHECKING:
-    from .registry.client import BlobResponse, RegistryClient
+    from ..registry.client import BlobResponse, RegistryClient
 
 T = TypeVar("T")
 
@@ -398,7 +398,7 @@ class _FetchFailed(Exception):
 
 
 class ArrivingBlobs:
-    """The cache as a :class:`~sneaker.imageset.BlobSource` whose reads wait for blobs
+    """The cache as a :class:`~sneaker.image.records.BlobSource` whose reads wait for blobs
     still downloading, so a writer can copy each blob the moment it lands."""
 
     def __init__(self, cache: BlobCache, expected: Iterable[Descriptor]) -> None:

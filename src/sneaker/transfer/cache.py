@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .digest import Digest
-from .errors import Interrupted, NotFound
-from .model import Descriptor
+from ..errors import Interrupted, NotFound
+from ..image.digest import Digest
+from ..image.model import Descriptor
 
 __all__ = ["BlobCache", "PartialState", "default_cache_dir"]
 
@@ -109,7 +109,7 @@ class PartialState:
 
 
 class BlobCache:
-    """Blobs by digest on the local disk; implements :class:`sneaker.imageset.BlobSource`."""
+    """Blobs by digest on the local disk; implements :class:`sneaker.image.records.BlobSource`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

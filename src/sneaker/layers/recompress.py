@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import mediatypes as mt
-from .digest import Digest
-from .errors import IntegrityError, ManifestInvalid
-from .model import Descriptor, Index, Manifest, parse_manifest
+from ..errors import IntegrityError, ManifestInvalid
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.model import Descriptor, Index, Manifest, parse_manifest
 
 __all__ = [
     "DOCKER_LAYER_UNCOMPRESSED",

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import IntegrityError, InvalidDigest
+from ..errors import IntegrityError, InvalidDigest
 
 __all__ = ["Digest", "DigestingWriter", "sha256_of_bytes"]
 

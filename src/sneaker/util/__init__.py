@@ -1,0 +1,1 @@
+"""Small pieces every layer may use: progress reporting, closing, optional speed-ups."""
