@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sneaker.errors import InvalidReference
-from sneaker.image.reference import parse_reference
+from sneaker.image.reference import (
+    bare_registry_host,
+    is_path_component,
+    is_registry_host,
+    names_registry_host,
+    normalize_registry_host,
+    parse_reference,
+)
 
 HEX = "a" * 64
 
@@ -97,3 +104,41 @@ def test_invalid_references_name_the_fault(text: str, message: str) -> None:
 
 def test_no_default_tag_when_asked() -> None:
     assert parse_reference("localhost:5000/prefix", default_tag=None).tag is None
+
+
+@pytest.mark.parametrize(
+    ("host", "normal"),
+    [
+        ("Index.Docker.IO", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        (" docker.io ", "docker.io"),
+        ("Quay.IO:443", "quay.io:443"),
+    ],
+)
+def test_every_hub_name_is_docker_io(host: str, normal: str) -> None:
+    assert normalize_registry_host(host) == normal
+
+
+@pytest.mark.parametrize(
+    ("text", "host"),
+    [
+        ("localhost", "localhost"),
+        ("localhost:5000", "localhost:5000"),
+        ("index.docker.io", "docker.io"),
+        ("[::1]:5000", "[::1]:5000"),
+        ("ubuntu", None),  # a repository, not a host
+        ("bad_host.example", None),  # has a dot, but is no valid host
+    ],
+)
+def test_bare_registry_host(text: str, host: str | None) -> None:
+    assert bare_registry_host(text) == host
+
+
+def test_grammar_pieces_agree_with_the_parser() -> None:
+    assert names_registry_host("a.b")
+    assert names_registry_host("h:1")
+    assert not names_registry_host("library")
+    assert is_registry_host("reg.example:5000")
+    assert not is_registry_host("-bad")
+    assert is_path_component("my-app")
+    assert not is_path_component("My")

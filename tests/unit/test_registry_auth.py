@@ -14,7 +14,6 @@ from sneaker.registry.auth import (
     Authenticator,
     Token,
     build_token_request,
-    is_loopback_host,
     parse_token_response,
 )
 from sneaker.registry.challenge import Challenge, Scope, parse_challenges, scopes_for_pull
@@ -380,23 +379,6 @@ def test_requests_repr_hides_authorization() -> None:
     assert "sekrit" not in text
     assert "pw" not in text
     assert "SIG" not in text
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("localhost", True),
-        ("localhost:5000", True),
-        ("127.0.0.1:5000", True),
-        ("127.1.2.3", True),
-        ("[::1]:5000", True),
-        ("::1", True),
-        ("registry.example:5000", False),
-        ("10.0.0.1", False),
-    ],
-)
-def test_is_loopback_host(host: str, loopback: bool) -> None:
-    assert is_loopback_host(host) is loopback
 
 
 def test_no_credentials_for_another_host() -> None:

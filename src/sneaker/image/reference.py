@@ -4,6 +4,9 @@
 is a registry host only when it contains ``.`` or ``:``, is ``localhost``, or
 has an uppercase letter; ``index.docker.io`` is ``docker.io``; a digest wins
 over a tag when both are given. Pure logic, no I/O.
+
+This module owns the grammar and Docker Hub's names: settings, credentials,
+serve's routes and the verbs that tell a registry from a repository ask it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,32 @@ from dataclasses import dataclass, replace
 from ..errors import InvalidDigest, InvalidReference
 from .digest import Digest
 
-__all__ = ["DOCKER_HUB", "DOCKER_HUB_API_HOST", "Reference", "parse_reference"]
+__all__ = [
+    "DOCKER_HUB",
+    "DOCKER_HUB_API_HOST",
+    "HUB_ALIASES",
+    "PATH_COMPONENT",
+    "REPOSITORY_PATH",
+    "Reference",
+    "bare_registry_host",
+    "is_path_component",
+    "is_registry_host",
+    "names_registry_host",
+    "normalize_registry_host",
+    "parse_reference",
+]
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+#: every name of Docker Hub; each means ``docker.io``.
+HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _MAX_NAME = 255
 
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+#: one component of a repository path (``library``, ``my-app``), as a regex.
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: a repository path: components joined by ``/``, as a regex.
+REPOSITORY_PATH = rf"{PATH_COMPONENT}(?:/{PATH_COMPONENT})*"
+_COMPONENT = re.compile(rf"^{PATH_COMPONENT}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _HOST = re.compile(
     r"^(?:"
@@ -96,13 +117,46 @@ class Reference:
         return text
 
 
+def normalize_registry_host(host: str) -> str:
+    """``host[:port]`` in lower case; Docker Hub's names become ``docker.io``."""
+    lowered = host.strip().lower()
+    return DOCKER_HUB if lowered in HUB_ALIASES else lowered
+
+
+def is_registry_host(text: str) -> bool:
+    """Is ``text`` a valid ``host[:port]`` (a DNS name, an IPv4 or a bracketed IPv6 address)?"""
+    return _HOST.match(text) is not None
+
+
+def is_path_component(text: str) -> bool:
+    """Is ``text`` one valid component of a repository path?"""
+    return _COMPONENT.match(text) is not None
+
+
+def names_registry_host(first: str) -> bool:
+    """Docker's rule: the first component of a name is a registry host when it has a
+    ``.`` or a ``:`` or is ``localhost`` (:func:`parse_reference` also takes one with an
+    uppercase letter, which no repository path may have)."""
+    return "." in first or ":" in first or first == "localhost"
+
+
+def bare_registry_host(text: str) -> str | None:
+    """The normalised registry when ``text`` is a bare registry host (no path), else None."""
+    if not names_registry_host(text):
+        return None
+    try:
+        return parse_reference(f"{text}/x", default_tag=None).registry
+    except InvalidReference:
+        return None
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+    if sep and (names_registry_host(first) or first.lower() != first):
         domain, remainder = first, rest
     else:
         domain, remainder = DOCKER_HUB, name
-    if domain in _HUB_ALIASES:
+    if domain in HUB_ALIASES:
         domain = DOCKER_HUB
     if domain == DOCKER_HUB and "/" not in remainder:
         remainder = f"library/{remainder}"
@@ -143,7 +197,7 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
         raise InvalidReference(f"invalid reference {original!r}: missing repository name")
 
     domain, path = _split_domain(text)
-    if domain != DOCKER_HUB and not _HOST.match(domain):
+    if domain != DOCKER_HUB and not is_registry_host(domain):
         raise InvalidReference(f"invalid reference {original!r}: invalid registry host {domain!r}")
     if not path:
         raise InvalidReference(f"invalid reference {original!r}: missing repository name")

@@ -32,6 +32,7 @@ from urllib.parse import urlencode, urlsplit
 from ..errors import AuthError, RegistryError
 from .challenge import Challenge, Scope, merge_scopes, parse_challenges, pick_challenge
 from .credentials import Credential
+from .loopback import is_loopback_host
 from .messages import Request, Response, same_origin
 from .redact import redact_url
 
@@ -42,7 +43,6 @@ __all__ = [
     "Token",
     "basic_authorization",
     "build_token_request",
-    "is_loopback_host",
     "parse_token_response",
 ]
 
@@ -74,23 +74,6 @@ class Token:
 def basic_authorization(username: str, password: str) -> str:
     raw = f"{username}:{password}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1 (with or without a port or brackets)."""
-    import ipaddress
-
-    name = host.strip().lower()
-    if name.startswith("["):
-        name = name[1:].split("]", 1)[0]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def build_token_request(

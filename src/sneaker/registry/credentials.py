@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..image.reference import DOCKER_HUB, normalize_registry_host
 
 if TYPE_CHECKING:
     import subprocess
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 #: The key docker writes Hub credentials under, and the ServerURL it gives helpers.
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _HELPER_TIMEOUT = 60.0
 _TOKEN_USERNAME = "<token>"
 _NOT_FOUND_MARKERS = ("credentials not found", "not found in native keychain")
@@ -89,14 +89,13 @@ def normalize_registry(server: str) -> str:
         if lowered.startswith(prefix):
             text = text[len(prefix) :]
             break
-    host = text.split("/", 1)[0].lower()
-    return "docker.io" if host in _HUB_NAMES else host
+    return normalize_registry_host(text.split("/", 1)[0])
 
 
 def server_url_for(registry: str) -> str:
     """What docker hands a credential helper (and uses as the ``auths`` key) for ``registry``."""
     host = normalize_registry(registry)
-    return DOCKER_HUB_SERVER_URL if host == "docker.io" else host
+    return DOCKER_HUB_SERVER_URL if host == DOCKER_HUB else host
 
 
 def config_dir(docker_config: Path | None = None, env: Mapping[str, str] | None = None) -> Path:

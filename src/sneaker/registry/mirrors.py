@@ -93,8 +93,8 @@ def open_endpoint_client(
     env: Mapping[str, str] | None = None,
 ) -> RegistryClient:
     """A client for ``endpoint`` (an insecure one probed for https, else plain http)."""
-    from .auth import is_loopback_host
     from .client import RegistryClient
+    from .loopback import is_loopback_host
 
     opts = endpoint_options(endpoint, options, requested_registry)
     if endpoint.insecure and not opts.plain_http and not is_loopback_host(endpoint.registry):

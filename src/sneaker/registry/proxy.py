@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from .loopback import is_loopback_host
+
 __all__ = ["bypasses_proxy", "proxy_for"]
 
 
@@ -40,19 +42,10 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
     return proxy
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
     """Does ``NO_PROXY`` (or loopback-ness) exempt ``host:port`` from the proxy?"""
     host = host.strip("[]").lower()
-    if _is_loopback(host):
+    if is_loopback_host(host):
         return True
     try:
         address = ipaddress.ip_address(host)

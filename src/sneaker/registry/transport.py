@@ -47,7 +47,8 @@ from urllib3.exceptions import (
 )
 
 from ..errors import NetworkError, RegistryError, TLSError
-from .auth import AuthFlow, is_loopback_host
+from .auth import AuthFlow
+from .loopback import is_loopback_host
 from .messages import Body, Headers, Request, Response, same_origin
 from .options import DEFAULT_OPTIONS, RegistryOptions
 from .proxy import proxy_for

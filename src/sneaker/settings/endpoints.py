@@ -9,11 +9,13 @@ whether TLS verification may be skipped or plain HTTP used.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ConfigError
+from ..image.reference import DOCKER_HUB as HUB
+from ..image.reference import is_path_component, is_registry_host
+from ..image.reference import normalize_registry_host as normalize_host
 
 __all__ = [
     "HUB",
@@ -28,26 +30,8 @@ __all__ = [
     "split_name",
 ]
 
-HUB = "docker.io"
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
 PullFrom = Literal["all", "digest-only", "tag-only"]
 PULL_FROM: tuple[PullFrom, ...] = ("all", "digest-only", "tag-only")
-
-_HOST = re.compile(
-    r"^(?:"
-    r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
-    r"|\[[a-fA-F0-9:]+\]"
-    r")(?::[0-9]+)?$"
-)
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-
-
-def normalize_host(host: str) -> str:
-    """``host[:port]`` in lower case; Docker Hub's names become ``docker.io``."""
-    lowered = host.strip().lower()
-    return HUB if lowered in _HUB_ALIASES else lowered
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -67,10 +51,10 @@ def split_location(text: str, *, what: str, where: str) -> tuple[str, str]:
             hint="write host[:port][/path]; mark a plain-HTTP registry with insecure = true",
         )
     host, path = split_name(value)
-    if not _HOST.match(host):
+    if not is_registry_host(host):
         raise ConfigError(f"{where}: {what} {text!r} does not start with a valid registry host")
     for component in path.split("/") if path else ():
-        if not _PATH_COMPONENT.match(component):
+        if not is_path_component(component):
             raise ConfigError(
                 f"{where}: {what} {text!r} has an invalid repository component {component!r}"
             )

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidReference, UsageError
-from ..image.reference import parse_reference
+from ..errors import UsageError
+from ..image.reference import bare_registry_host, parse_reference
 from ..inventory import (
     Inventory,
     WalkLimits,
@@ -57,13 +57,9 @@ def classify_source(text: str | Path) -> Path | RegistrySource:
         )
     bare = text.rstrip("/")
     if "/" not in bare:
-        if "." in bare or ":" in bare or bare == "localhost":
-            try:
-                host = parse_reference(f"{bare}/x", default_tag=None).registry
-            except InvalidReference:
-                pass
-            else:
-                return RegistrySource(host)
+        host = bare_registry_host(bare)
+        if host is not None:
+            return RegistrySource(host)
         raise UsageError(
             f"{text!r} is neither an archive nor a registry",
             hint="name an archive that exists, a registry (localhost:5000), a repository "

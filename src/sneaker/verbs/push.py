@@ -52,14 +52,13 @@ from ..errors import (
     AuthError,
     IntegrityError,
     Interrupted,
-    InvalidReference,
     NotFound,
     UsageError,
 )
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
-from ..image.reference import Reference, parse_reference
+from ..image.reference import Reference, bare_registry_host, parse_reference
 from ..layers.recompress import (
     CompressedLayer,
     gzip_layer_to_dir,
@@ -179,30 +178,20 @@ class TargetPrefix:
         return f"{self.registry}/{self.path}" if self.path else self.registry
 
 
-def _as_registry_host(text: str) -> str | None:
-    """The normalised registry of ``text`` when it is a bare registry host, else None."""
-    if not ("." in text or ":" in text or text == "localhost"):
-        return None
-    try:
-        return parse_reference(f"{text}/x", default_tag=None).registry
-    except InvalidReference:
-        return None
-
-
 def parse_target(text: str) -> Reference | TargetPrefix:
     """A full reference (it has a tag or digest) or a ``registry[/prefix]``."""
     text = text.strip().rstrip("/")
     if not text:
         raise UsageError("empty TARGET", hint=TARGET_RULE)
     if "/" not in text:
-        host = _as_registry_host(text)
+        host = bare_registry_host(text)
         if host is not None:
             return TargetPrefix(host)
     ref = parse_reference(text, default_tag=None)
     if ref.tag is not None or ref.digest is not None:
         return ref
     first, _, path = text.partition("/")
-    host = _as_registry_host(first)
+    host = bare_registry_host(first)
     if not path or host is None:
         raise UsageError(
             f"TARGET {text!r} has no tag and does not start with a registry host",

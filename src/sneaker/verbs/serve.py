@@ -47,7 +47,7 @@ from ..errors import InvalidDigest, NetworkError, SneakerError, UsageError
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
-from ..image.reference import DOCKER_HUB, Reference
+from ..image.reference import DOCKER_HUB, REPOSITORY_PATH, Reference
 
 __all__ = [
     "DEFAULT_ADDR",
@@ -81,8 +81,7 @@ _READ_ONLY = "this registry is read-only: it serves archives and accepts no uplo
 # Pure parts: routing, ranges, pagination, content negotiation, addresses.
 # --------------------------------------------------------------------------------------------
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAME = rf"{_COMPONENT}(?:/{_COMPONENT})*"
+_NAME = REPOSITORY_PATH
 _NAME_RE = re.compile(rf"^{_NAME}$")
 _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tags", re.compile(rf"^/v2/(?P<name>{_NAME})/tags/list$")),

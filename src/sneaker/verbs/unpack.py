@@ -36,7 +36,7 @@ from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
 from ..image.platform import Platform
 from ..image.records import BlobSource, ImageRecord
-from ..image.reference import parse_reference
+from ..image.reference import names_registry_host, parse_reference
 from ..image.selection import PlatformRequest, select_manifests
 from ..layers.apply import (
     DEFAULT_LIMITS,
@@ -141,7 +141,7 @@ def choose_record(records: Sequence[ImageRecord], image: str | None) -> ImageRec
 def _has_registry(name: str) -> bool:
     """Does ``name`` (no tag, no digest) start with a registry host, as docker decides?"""
     first, sep, _ = name.partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+    return bool(sep) and names_registry_host(first)
 
 
 def _matching_records(records: Sequence[ImageRecord], image: str) -> list[ImageRecord]:
