@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
-from sneaker.archive.reader import DOCKER_LAYER_TAR
 from sneaker.errors import UsageError
+from sneaker.image.mediatypes import DOCKER_LAYER_TAR
 from sneaker.image.model import Index, Manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import parse_reference

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sneaker.archive import DOCKER_LAYER_TAR, open_archive, write_docker_archive
+from sneaker.archive import open_archive, write_docker_archive
 from sneaker.errors import ArchiveError
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
@@ -115,7 +115,7 @@ def test_docker_2010_save_is_read_with_synthesised_manifests(tmp_path: Path) -> 
         assert root.media_type == mt.DOCKER_MANIFEST
         assert root.config.media_type == mt.DOCKER_CONFIG
         assert root.config.digest == Digest.of_bytes(config)
-        assert [d.media_type for d in root.layers] == [DOCKER_LAYER_TAR] * 3
+        assert [d.media_type for d in root.layers] == [mt.DOCKER_LAYER_TAR] * 3
         diff_ids = json.loads(config)["rootfs"]["diff_ids"]
         assert [str(d.digest) for d in root.layers] == diff_ids
         assert [d.size for d in root.layers] == [len(LAYER_A), len(LAYER_B), len(LAYER_A)]

@@ -14,7 +14,6 @@ from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference, parse_reference
-from sneaker.layers.recompress import DOCKER_LAYER_UNCOMPRESSED
 from sneaker.verbs.push import (
     PushedImage,
     PushResult,
@@ -190,7 +189,7 @@ def test_post_order_puts_children_before_their_index() -> None:
 
 
 def test_rewrite_record_follows_compressed_layers_up_to_the_index() -> None:
-    a = _manifest(b"a", DOCKER_LAYER_UNCOMPRESSED)
+    a = _manifest(b"a", mt.DOCKER_LAYER_TAR)
     b = _manifest(b"b")
     top = _index(a, b)
     record = ImageRecord(parse_reference("x:1"), top, {a.digest: a, b.digest: b})

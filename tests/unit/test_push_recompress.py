@@ -16,7 +16,6 @@ from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
 from sneaker.layers.recompress import (
-    DOCKER_LAYER_UNCOMPRESSED,
     gzip_layer_to_dir,
     gzip_stream,
     needs_compression,
@@ -73,7 +72,7 @@ def test_gzip_checks_uncompressed_digest_and_size() -> None:
 
 def test_gzip_layer_to_dir(tmp_path: Path) -> None:
     data = _layer_bytes(200_000)
-    desc = Descriptor(DOCKER_LAYER_UNCOMPRESSED, _sha(data), len(data))
+    desc = Descriptor(mt.DOCKER_LAYER_TAR, _sha(data), len(data))
     assert needs_compression(desc)
     layer = gzip_layer_to_dir(io.BytesIO(data), desc, tmp_path / "gz")
     blob = layer.path.read_bytes()
@@ -87,7 +86,7 @@ def test_gzip_layer_to_dir(tmp_path: Path) -> None:
 
 def test_gzip_layer_to_dir_leaves_nothing_on_mismatch(tmp_path: Path) -> None:
     data = b"x" * 1000
-    desc = Descriptor(DOCKER_LAYER_UNCOMPRESSED, _sha(b"y"), len(data))
+    desc = Descriptor(mt.DOCKER_LAYER_TAR, _sha(b"y"), len(data))
     with pytest.raises(IntegrityError):
         gzip_layer_to_dir(io.BytesIO(data), desc, tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -119,7 +118,7 @@ def _manifest(layers: list[tuple[str, bytes]]) -> Manifest:
 
 
 def test_rewrite_manifest_replaces_only_named_layers() -> None:
-    manifest = _manifest([(DOCKER_LAYER_UNCOMPRESSED, b"a"), (mt.DOCKER_LAYER, b"b")])
+    manifest = _manifest([(mt.DOCKER_LAYER_TAR, b"a"), (mt.DOCKER_LAYER, b"b")])
     new = Descriptor(mt.DOCKER_LAYER, _sha(b"gz-a"), 4)
     rewritten = rewrite_manifest(manifest, {_sha(b"a"): new})
     assert rewritten.layers[0] == new
@@ -139,7 +138,7 @@ def test_rewrite_manifest_without_matches_is_identity() -> None:
 
 
 def test_rewrite_index_points_at_new_children() -> None:
-    child = _manifest([(DOCKER_LAYER_UNCOMPRESSED, b"a")])
+    child = _manifest([(mt.DOCKER_LAYER_TAR, b"a")])
     other = _manifest([(mt.DOCKER_LAYER, b"b")])
     doc = {
         "schemaVersion": 2,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "write_docker_archive": "docker_archive",
     "write_oci_layout": "oci_layout",
-    "DOCKER_LAYER_TAR": "reader",
     "FORMATS": "reader",
     "ArchiveSource": "reader",
     "open_archive": "reader",
@@ -29,7 +28,6 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "DOCKER_LAYER_TAR",
     "FORMATS",
     "ArchiveSource",
     "SplitReader",
@@ -44,7 +42,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .docker_archive import write_docker_archive
     from .oci_layout import write_oci_layout
-    from .reader import DOCKER_LAYER_TAR, FORMATS, ArchiveSource, open_archive
+    from .reader import FORMATS, ArchiveSource, open_archive
     from .split import SplitReader, SplitWriter, open_split, parse_size
 
 

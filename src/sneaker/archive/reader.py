@@ -84,21 +84,19 @@ from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse
 from ..image.records import ImageRecord
 from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
+from ..layers.compression import SNIFF_BYTES, sniff_compression
 from ..util.closing import Closing
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
 from .split import SplitReader, part_path, preadinto, split_parts
 from .tar import blob_member
 
 __all__ = [
-    "DOCKER_LAYER_TAR",
     "FORMATS",
     "MAX_CONFIG_BYTES",
     "ArchiveSource",
     "open_archive",
 ]
 
-#: an uncompressed Docker layer, as synthesised for ``docker-legacy`` archives.
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 FORMATS = ("docker-archive", "docker-legacy", "oci-archive", "oci-layout")
 #: image configs larger than this are refused.
 MAX_MEMBERS = 1_000_000
@@ -106,22 +104,9 @@ MAX_NESTING = 8
 MAX_LINK_HOPS = 32
 _HASH_CHUNK = 1 << 20
 
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-)
 _BLOB_PATH = re.compile(r"^blobs/([a-z0-9]+)/([a-f0-9]+)$")
 
 PRead = Callable[[memoryview, int], int]
-
-
-def _compression(head: bytes) -> str | None:
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
 
 
 # -- names --------------------------------------------------------------------
@@ -544,7 +529,7 @@ def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
 
 
 def _refuse_compressed(head: bytes, path: Path) -> None:
-    kind = _compression(head)
+    kind = sniff_compression(head)
     if kind is not None:
         raise UnsupportedError(
             f"{path} is {kind}-compressed; sneaker reads uncompressed tar archives",
@@ -814,9 +799,9 @@ def _load_docker(source: ArchiveSource, store: _Store) -> None:
         for name, diff_id in zip(layer_names, diff_ids, strict=True):
             size = store.size(name)
             assert size is not None
-            kind = _compression(store.head(name, 8))
+            kind = sniff_compression(store.head(name, SNIFF_BYTES))
             if kind is None:
-                digest, media_type = diff_id, DOCKER_LAYER_TAR
+                digest, media_type = diff_id, mt.DOCKER_LAYER_TAR
             elif kind in ("gzip", "zstd"):
                 digest = hashed.get(name) or store.digest(name)
                 hashed[name] = digest
@@ -831,7 +816,7 @@ def _load_docker(source: ArchiveSource, store: _Store) -> None:
         if oci:
             for layer in layers:
                 layer["mediaType"] = {
-                    DOCKER_LAYER_TAR: mt.OCI_LAYER,
+                    mt.DOCKER_LAYER_TAR: mt.OCI_LAYER,
                     mt.DOCKER_LAYER: mt.OCI_LAYER_GZIP,
                 }.get(layer["mediaType"], layer["mediaType"])
         manifest_doc = {

@@ -6,6 +6,7 @@ __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_FOREIGN_LAYER",
     "DOCKER_LAYER",
+    "DOCKER_LAYER_TAR",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
     "DOCKER_SCHEMA1",
@@ -29,6 +30,9 @@ DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+#: an uncompressed Docker layer: what the archive reader gives the layers of a legacy
+#: ``docker save`` (push gzips them first, see layers/recompress.py).
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -52,6 +52,7 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 
 from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 from ..image.digest import Digest
+from .compression import SNIFF_BYTES, sniff_compression
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -71,11 +72,6 @@ _CHUNK = 1024 * 1024
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _MAX_SYMLINK_HOPS = 40
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_XZ_MAGIC = b"\xfd7zXZ\x00"
-_BZIP2_MAGIC = b"BZh"
 
 _GiB = 1024 * 1024 * 1024
 
@@ -266,23 +262,6 @@ def _load_zstandard(what: str) -> Any:
         ) from None
 
 
-def _is_zstd_skippable(magic: bytes) -> bool:
-    """A zstd stream may open with a skippable frame (magic 0x184D2A50 to 0x184D2A5F)."""
-    return len(magic) >= 4 and magic[1:4] == b"\x2a\x4d\x18" and 0x50 <= magic[0] <= 0x5F
-
-
-def _codec_of(magic: bytes) -> str:
-    if magic.startswith(_GZIP_MAGIC):
-        return "gzip"
-    if magic.startswith(_ZSTD_MAGIC) or _is_zstd_skippable(magic):
-        return "zstd"
-    if magic.startswith(_XZ_MAGIC):
-        return "xz"
-    if magic.startswith(_BZIP2_MAGIC):
-        return "bzip2"
-    return "tar"
-
-
 def open_layer_stream(
     stream: Readable,
     media_type: str = "",
@@ -306,12 +285,12 @@ def open_layer_stream(
     if base_type.endswith("+encrypted"):
         raise UnsupportedError(f"{what} is encrypted ({base_type}), which sneaker cannot read")
     magic = b""
-    while len(magic) < 6:
-        more = stream.read(6 - len(magic))
+    while len(magic) < SNIFF_BYTES:
+        more = stream.read(SNIFF_BYTES - len(magic))
         if not more:
             break
         magic += more
-    codec = _codec_of(magic)
+    codec = sniff_compression(magic) or "tar"
     raw: IO[bytes] = io.BufferedReader(_Prefixed(magic, stream), _CHUNK)
     inner: Readable
     decode_errors: tuple[type[BaseException], ...] = ()

@@ -43,7 +43,6 @@ from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest, parse_manifest
 
 __all__ = [
-    "DOCKER_LAYER_UNCOMPRESSED",
     "GZIP_LEVEL",
     "CompressedLayer",
     "gzip_layer_to_dir",
@@ -53,9 +52,6 @@ __all__ = [
     "rewrite_manifest",
 ]
 
-#: The media type the archive reader gives layers of a legacy ``docker save``.
-DOCKER_LAYER_UNCOMPRESSED = "application/vnd.docker.image.rootfs.diff.tar"
-
 #: zlib level: 6 is gzip's own default and a good size/speed balance.
 GZIP_LEVEL = 6
 
@@ -64,7 +60,7 @@ _CHUNK = 1 << 20
 _GZIP_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
 
 #: uncompressed media type -> its gzip counterpart
-_COMPRESSED_TYPE = {DOCKER_LAYER_UNCOMPRESSED: mt.DOCKER_LAYER, mt.OCI_LAYER: mt.OCI_LAYER_GZIP}
+_COMPRESSED_TYPE = {mt.DOCKER_LAYER_TAR: mt.DOCKER_LAYER, mt.OCI_LAYER: mt.OCI_LAYER_GZIP}
 
 
 def needs_compression(desc: Descriptor, *, synthesised: bool = False) -> bool:
@@ -75,7 +71,7 @@ def needs_compression(desc: Descriptor, *, synthesised: bool = False) -> bool:
     ``synthesised`` by the archive reader (a legacy archive that also holds zstd
     layers): a manifest that came with the archive is pushed as it is.
     """
-    if desc.media_type == DOCKER_LAYER_UNCOMPRESSED:
+    if desc.media_type == mt.DOCKER_LAYER_TAR:
         return True
     return synthesised and desc.media_type == mt.OCI_LAYER
 
