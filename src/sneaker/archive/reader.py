@@ -86,6 +86,7 @@ from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
 from ..layers.compression import SNIFF_BYTES, sniff_compression
 from ..util.closing import Closing
+from ..util.streams import PositionalReader
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
 from .split import SplitReader, part_path, preadinto, split_parts
 from .tar import blob_member
@@ -130,45 +131,24 @@ def clean_name(name: str, *, where: str) -> str:
 # -- stores: where the members live -------------------------------------------
 
 
-class _Section(io.RawIOBase):
+class _Section(PositionalReader):
     """A read-only, seekable view of ``size`` bytes at ``start``, read with pread."""
 
     def __init__(self, pread: PRead, start: int, size: int, label: str) -> None:
         super().__init__()
         self._pread = pread
         self._start = start
-        self._size = size
-        self._pos = 0
+        self.size = size
         self._label = label
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(b).cast("B")
-        want = min(len(view), self._size - self._pos)
+    def read_at(self, buf: memoryview, offset: int) -> int:
+        want = min(len(buf), self.size - offset)
         if want <= 0:
             return 0
-        got = self._pread(view[:want], self._start + self._pos)
+        got = self._pread(buf[:want], self._start + offset)
         if got < want:
             raise ArchiveError(f"{self._label} ends early: the file was truncated")
-        self._pos += got
         return got
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}.get(whence)
-        if base is None:
-            raise ValueError(f"invalid whence {whence}")
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
 
 def _fd_pread(fd: int) -> PRead:

@@ -15,10 +15,8 @@ as ``split -b 4G`` reads it); ``KB``, ``MB``, ``GB``, ``TB`` are powers of 1000
 
 from __future__ import annotations
 
-import errno
 import glob
 import hashlib
-import io
 import os
 import re
 import secrets
@@ -28,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import ArchiveError, IntegrityError, UsageError
+from ..util.streams import PositionalReader
 
 __all__ = [
     "SplitReader",
@@ -356,7 +355,7 @@ def split_parts(base: Path) -> list[Path] | None:
     return parts
 
 
-class SplitReader(io.RawIOBase):
+class SplitReader(PositionalReader):
     """A read-only, seekable file over the parts of a split archive, as if joined.
 
     :meth:`preadinto` reads at an offset without moving the position and is
@@ -377,7 +376,6 @@ class SplitReader(io.RawIOBase):
         self.size = total
         self._fds: dict[int, int] = {}
         self._lock = threading.Lock()
-        self._pos = 0
 
     def _fd(self, number: int) -> int:
         fd = self._fds.get(number)
@@ -433,34 +431,7 @@ class SplitReader(io.RawIOBase):
             offset += n
         return done
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(b).cast("B")
-        n = self.preadinto(view, self._pos)
-        self._pos += n
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_SET:
-            pos = offset
-        elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == os.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise OSError(errno.EINVAL, "negative seek position")
-        self._pos = pos
-        return pos
-
-    def tell(self) -> int:
-        return self._pos
+    read_at = preadinto
 
     def close(self) -> None:
         with self._lock:

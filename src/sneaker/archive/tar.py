@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ..errors import IntegrityError, UsageError
-from ..image.digest import Digest
+from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor
 from ..image.records import BlobSource
 from .split import (
@@ -318,32 +318,28 @@ def copy_blob(blobs: BlobSource, desc: Descriptor, sink: Sink) -> None:
         finally:
             os.close(fd)
         return
+    check = ContentCheck(desc.digest, desc.size, what=f"blob {desc.digest}")
     with blobs.open_blob(desc) as stream:
-        written, actual = _copy_hashing(stream, desc, sink)
-    if written != desc.size:
-        raise IntegrityError(
-            f"blob {desc.digest}: got {written} bytes, its descriptor declares {desc.size}"
-        )
-    if actual != desc.digest.hex:
-        raise IntegrityError(
-            f"digest mismatch for blob {desc.digest}: content hashes to "
-            f"{desc.digest.algorithm}:{actual}"
-        )
+        _copy_hashing(stream, check, sink)
+    check.check()
 
 
-def _copy_hashing(stream: BinaryIO, desc: Descriptor, sink: Sink) -> tuple[int, str]:
-    """Copy ``stream`` to ``sink`` while hashing it; return (bytes copied, hex digest).
+def _copy_hashing(stream: BinaryIO, check: ContentCheck, sink: Sink) -> None:
+    """Copy ``stream`` to ``sink`` while ``check`` counts and hashes it.
+
+    The loop stays here, not in a stream wrapper: it is the hot path of every
+    archive write (``readinto`` into two reused buffers, no copies).
 
     For a large blob the hashing runs on a helper thread, one chunk behind the
     copy (hashlib and the file calls release the GIL), with two buffers taking
     turns: on two cores the copy then costs about what the slower half costs.
     """
-    hasher = desc.digest.hasher()
-    pipelined = desc.size >= _PIPELINE_MIN
+    hasher = check.hasher
+    assert hasher is not None  # a blob is always checked against its digest
+    pipelined = (check.size or 0) >= _PIPELINE_MIN
     buffers = [bytearray(COPY_CHUNK), bytearray(COPY_CHUNK) if pipelined else bytearray(0)]
     pending: list[Future[None] | None] = [None, None]
     readinto = getattr(stream, "readinto", None)
-    written = 0
     turn = 0
     pool = ThreadPoolExecutor(1, thread_name_prefix="sneaker-hash") if pipelined else None
     try:
@@ -360,25 +356,19 @@ def _copy_hashing(stream: BinaryIO, desc: Descriptor, sink: Sink) -> tuple[int, 
                 n = len(chunk)
             if not n:
                 break
-            if written + n > desc.size:
-                raise IntegrityError(
-                    f"blob {desc.digest}: more data than the {desc.size} bytes "
-                    "its descriptor declares"
-                )
+            check.add(n)
             if pool is not None:
                 pending[turn] = pool.submit(hasher.update, chunk)
                 turn ^= 1
             else:
                 hasher.update(chunk)
             sink.write(chunk)
-            written += n
         for waiting in pending:
             if waiting is not None:
                 waiting.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-    return written, hasher.hexdigest()
 
 
 def _header(name: str, size: int, kind: bytes) -> bytes:

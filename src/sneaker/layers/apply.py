@@ -48,10 +48,11 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol, cast
+from typing import IO, Any, BinaryIO, cast
 
 from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 from ..image.digest import Digest
+from ..util.streams import Prefixed, Readable
 from .compression import SNIFF_BYTES, sniff_compression
 
 __all__ = [
@@ -165,40 +166,13 @@ class LayerStats:
 # --------------------------------------------------------------------------- decompression
 
 
-class Readable(Protocol):
-    """Anything with a binary ``read``: a file, a blob stream, a decompressor."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream that first returns ``prefix`` (bytes already read to sniff), then ``rest``."""
-
-    def __init__(self, prefix: bytes, rest: Readable) -> None:
-        self._prefix = prefix
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._prefix:
-            n = min(len(view), len(self._prefix))
-            view[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._rest.read(len(view))
-        if not data:
-            return 0
-        view[: len(data)] = data
-        return len(data)
-
-
 class _Bounded(io.RawIOBase):
     """Reads a decompressor, counting; past ``cap`` bytes it raises IntegrityError.
 
     Decoder failures (a corrupt or truncated stream) become IntegrityError too.
+    Not a ``util.streams`` wrapper: it bounds what a decompressor produces (asking
+    for at most one byte past the cap, so a bomb is caught before it lands) and
+    translates each codec's errors, which only layer streams need.
     """
 
     def __init__(
@@ -291,7 +265,7 @@ def open_layer_stream(
             break
         magic += more
     codec = sniff_compression(magic) or "tar"
-    raw: IO[bytes] = io.BufferedReader(_Prefixed(magic, stream), _CHUNK)
+    raw: IO[bytes] = io.BufferedReader(Prefixed(magic, stream), _CHUNK)
     inner: Readable
     decode_errors: tuple[type[BaseException], ...] = ()
     if codec == "gzip":

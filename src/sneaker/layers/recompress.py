@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import IntegrityError, ManifestInvalid
+from ..errors import ManifestInvalid
 from ..image import mediatypes as mt
-from ..image.digest import Digest
+from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor, Index, Manifest, parse_manifest
 
 __all__ = [
@@ -103,10 +103,9 @@ def gzip_stream(
     When ``expected``/``expected_size`` are given, the uncompressed bytes read
     must hash to and measure exactly that, or :class:`IntegrityError` is raised.
     """
-    raw_hash = (expected or Digest("sha256", "0" * 64)).hasher()
+    check = ContentCheck(expected, expected_size, what=what)
     out_hash = Digest("sha256", "0" * 64).hasher()
     written = 0
-    read = 0
     crc = 0
 
     def emit(data: bytes) -> None:
@@ -122,21 +121,12 @@ def gzip_stream(
         chunk = source.read(_CHUNK)
         if not chunk:
             break
-        read += len(chunk)
-        if expected_size is not None and read > expected_size:
-            raise IntegrityError(f"{what}: more data than the {expected_size} bytes declared")
-        raw_hash.update(chunk)
+        check.update(chunk)
         crc = zlib.crc32(chunk, crc)
         emit(compressor.compress(chunk))
     emit(compressor.flush(zlib.Z_FINISH))
-    emit(struct.pack("<II", crc & 0xFFFFFFFF, read & 0xFFFFFFFF))
-    if expected_size is not None and read != expected_size:
-        raise IntegrityError(f"{what}: got {read} bytes, descriptor declares {expected_size}")
-    if expected is not None and raw_hash.hexdigest() != expected.hex:
-        raise IntegrityError(
-            f"digest mismatch for {what}: content hashes to "
-            f"{expected.algorithm}:{raw_hash.hexdigest()}"
-        )
+    emit(struct.pack("<II", crc & 0xFFFFFFFF, check.count & 0xFFFFFFFF))
+    check.check()
     return Digest("sha256", out_hash.hexdigest()), written
 
 

@@ -118,6 +118,8 @@ class _ChunkReader:
     """Reads exactly ``size`` bytes of ``stream`` for one request body, hashing them.
 
     Seekable back to its start when the stream is (for a retry with a fresh token).
+    Not ``util.streams.HashingReader``: it stops at one chunk's length, fails when the
+    data ends early, and rewinds its hash state with the stream.
     """
 
     def __init__(self, stream: BinaryIO, size: int, hasher: Any, what: str) -> None:

@@ -257,7 +257,11 @@ def plan_targets(
 
 
 class _ProgressReader:
-    """A blob stream that reports what is read; a rewind (a retried request) resets it."""
+    """A blob stream that reports what is read; a rewind (a retried request) resets it.
+
+    Not ``util.streams.HashingReader``: it hashes nothing (the client does), stops an
+    upload when cancelled, and passes ``seek``/``tell`` through for a retry.
+    """
 
     def __init__(self, raw: BinaryIO, progress: Progress, key: str, cancel: threading.Event):
         self._raw = raw

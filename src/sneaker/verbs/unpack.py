@@ -43,11 +43,11 @@ from ..layers.apply import (
     LayerApplier,
     LayerLimits,
     LayerStats,
-    Readable,
     open_layer_stream,
     remove_tree,
 )
 from ..util.progress import NullProgress, Progress
+from ..util.streams import HashingReader
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
@@ -61,7 +61,6 @@ __all__ = [
     "unpack",
 ]
 
-_CHUNK = 1024 * 1024
 _MAX_NESTING = 4
 _HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -226,31 +225,6 @@ def _choose_manifest(
     raise ManifestInvalid(f"{name}: indexes nested deeper than {_MAX_NESTING} levels")
 
 
-class _Hashing:
-    """A reader that hashes and counts what passes through it (and reports progress)."""
-
-    def __init__(
-        self, inner: Readable, hasher: Any, on_read: Callable[[int], None] | None = None
-    ) -> None:
-        self._inner = inner
-        self.hasher = hasher
-        self.count = 0
-        self._on_read = on_read
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._inner.read(size)
-        if data:
-            self.hasher.update(data)
-            self.count += len(data)
-            if self._on_read is not None:
-                self._on_read(len(data))
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
 def check_dest(dest: Path) -> None:
     """Refuse a destination that exists and is not a directory (before any work)."""
     if dest.is_dir():
@@ -373,7 +347,9 @@ def _apply_one(
     progress.start(key, f"layer {desc.digest.short}", desc.size)
     try:
         with blobs.open_blob(desc) as stream:
-            compressed = _Hashing(stream, desc.digest.hasher(), lambda n: progress.advance(key, n))
+            compressed = HashingReader(
+                stream, desc.digest.hasher(), lambda n: progress.advance(key, n)
+            )
             try:
                 tar = open_layer_stream(
                     compressed,
@@ -382,7 +358,7 @@ def _apply_one(
                     limits=limits,
                     what=what,
                 )
-                uncompressed = _Hashing(tar, diff_id.hasher())
+                uncompressed = HashingReader(tar, diff_id.hasher())
                 stats = applier.apply(uncompressed, what=what)
                 uncompressed.drain()  # the tar's padding and any trailing bytes count too
             except (ArchiveError, IntegrityError):
@@ -407,7 +383,7 @@ def _apply_one(
     return stats
 
 
-def _check_blob(compressed: _Hashing, desc: Descriptor, what: str) -> None:
+def _check_blob(compressed: HashingReader, desc: Descriptor, what: str) -> None:
     if compressed.count != desc.size:
         raise IntegrityError(f"{what}: {compressed.count} bytes, descriptor says {desc.size}")
     actual = compressed.hasher.hexdigest()
