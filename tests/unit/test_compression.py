@@ -44,6 +44,19 @@ def _skippable(magic_low: int, payload: bytes = b"meta") -> bytes:
         (bytes([0x4F, 0x2A, 0x4D, 0x18]), None),  # just below the skippable range
         (bytes([0x60, 0x2A, 0x4D, 0x18]), None),  # just above it
     ],
+    ids=[
+        "gzip",
+        "zstd",
+        "zstd-skippable-first",
+        "zstd-skippable-last",
+        "xz",
+        "bzip2",
+        "tar",
+        "empty",
+        "short",
+        "below-skippable",
+        "above-skippable",
+    ],
 )
 def test_codecs_by_their_first_bytes(data: bytes, codec: str | None) -> None:
     assert sniff_compression(data[:SNIFF_BYTES]) == codec
