@@ -16,29 +16,28 @@ Fixtures:
   multiarch       MultiArch: index test/multi:1 in `registry` (amd64, arm64, attestation)
   podman          Podman: private vfs storage; .run(*args), .load(archive)
   containerd      Containerd: private containerd; .ctr(*args), .import_archive(archive)
+  env             dict: the environment for a sneaker subprocess, nothing of this machine's
+                  in it (helpers.isolated_env; its cache is tmp_path/"env-cache", so a test's
+                  own tmp_path/"cache" stays its own)
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(_REPO_ROOT))
-
-from tests.fixtures.containerd import Containerd, start_containerd  # noqa: E402
-from tests.fixtures.docker import DockerDaemon, start_docker  # noqa: E402
-from tests.fixtures.images import BuiltImages, build_images, busybox_path  # noqa: E402
-from tests.fixtures.multiarch import MultiArch, build_multiarch  # noqa: E402
-from tests.fixtures.podman import Podman, start_podman  # noqa: E402
-from tests.fixtures.process import remove_tree, short_tempdir  # noqa: E402
-from tests.fixtures.registry import (  # noqa: E402
+from tests.fixtures.containerd import Containerd, start_containerd
+from tests.fixtures.docker import DockerDaemon, start_docker
+from tests.fixtures.images import BuiltImages, build_images, busybox_path
+from tests.fixtures.multiarch import MultiArch, build_multiarch
+from tests.fixtures.podman import Podman, start_podman
+from tests.fixtures.process import remove_tree, short_tempdir
+from tests.fixtures.registry import (
     MakeRegistry,
     RegistryInfo,
     RegistryProcess,
@@ -47,8 +46,8 @@ from tests.fixtures.registry import (  # noqa: E402
     start_tls_registry,
     start_token_registry,
 )
-from tests.fixtures.seeding import Seeded, seed_all, set_default_daemon  # noqa: E402
-from tests.helpers import in_ci  # noqa: E402
+from tests.fixtures.seeding import Seeded, seed_all, set_default_daemon
+from tests.helpers import in_ci, isolated_env
 
 # Property-based tests (tests/unit/test_fuzz_*.py): the same examples on every CI run.
 # HYPOTHESIS_PROFILE picks another; docs/security.md says how to fuzz for longer.
@@ -67,17 +66,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def registry() -> Iterator[RegistryInfo]:
-    workdir = short_tempdir("snkr-")
+def _session_registry(prefix: str, start: Callable[[Path], Any]) -> Iterator[Any]:
+    """A registry for the whole session, in a temp dir of its own; stopped and removed after."""
+    workdir = short_tempdir(prefix)
     try:
-        proc = start_plain_registry(workdir)
+        proc = start(workdir)
         try:
             yield proc.info
         finally:
             proc.stop()
     finally:
         remove_tree(workdir)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return isolated_env(tmp_path, cache="env-cache", inherit=True)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[RegistryInfo]:
+    yield from _session_registry("snkr-", start_plain_registry)
 
 
 @pytest.fixture
@@ -117,28 +126,12 @@ def make_registry() -> Iterator[MakeRegistry]:
 
 @pytest.fixture(scope="session")
 def token_registry() -> Iterator[TokenRegistryInfo]:
-    workdir = short_tempdir("snkt-")
-    try:
-        proc = start_token_registry(workdir)
-        try:
-            yield proc.info
-        finally:
-            proc.stop()
-    finally:
-        remove_tree(workdir)
+    yield from _session_registry("snkt-", start_token_registry)
 
 
 @pytest.fixture(scope="session")
 def tls_registry() -> Iterator[RegistryInfo]:
-    workdir = short_tempdir("snks-")
-    try:
-        proc = start_tls_registry(workdir)
-        try:
-            yield proc.info
-        finally:
-            proc.stop()
-    finally:
-        remove_tree(workdir)
+    yield from _session_registry("snks-", start_tls_registry)
 
 
 @pytest.fixture(scope="session")

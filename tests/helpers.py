@@ -39,6 +39,28 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
+def isolated_env(
+    root: Path, *, cache: str = "cache", inherit: bool = False, **extra: str
+) -> dict[str, str]:
+    """Environment for a sneaker subprocess into which nothing of this machine leaks: an
+    empty docker config, a cache of its own (``root/cache``), no registries.conf and no
+    daemon.json; ``extra`` is added. ``inherit`` starts from this process's environment
+    without its proxy variables, for a subprocess given exactly this environment."""
+    config = root / "docker-config"
+    config.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} if inherit else {}
+    env.update(
+        {
+            "DOCKER_CONFIG": str(config),
+            "SNEAKER_CACHE_DIR": str(root / cache),
+            "CONTAINERS_REGISTRIES_CONF": str(root / "no-registries.conf"),
+            "SNEAKER_DAEMON_JSON": "",
+            **extra,
+        }
+    )
+    return env
+
+
 def unavailable(reason: str) -> NoReturn:
     """Fail the current test under CI, skip it elsewhere."""
     if in_ci():

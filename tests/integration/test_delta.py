@@ -10,7 +10,6 @@ recording proxy in front of R1, which shows which blobs were downloaded.
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from tests.fixtures.process import remove_tree, short_tempdir
 from tests.fixtures.registry import RegistryInfo, start_plain_registry
 from tests.fixtures.seeding import docker_push, raw_manifest
 from tests.fixtures.tools import skopeo
-from tests.helpers import sneaker
+from tests.helpers import isolated_env, sneaker
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +57,6 @@ class Chain:
         return f"{self.proxy.host}/team/app:2"
 
 
-def _clean_env(root: Path) -> dict[str, str]:
-    """No docker config or proxy of the machine; a cache of its own (see ``cache=`` below)."""
-    config = root / "docker-config"
-    config.mkdir(exist_ok=True)
-    clean = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    clean.update({"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(root / "cache")})
-    return clean
-
-
 @pytest.fixture(scope="module")
 def chain(
     docker: DockerDaemon,
@@ -97,7 +87,7 @@ def chain(
         old = root / "old.tar"
         sneaker(
             "pull", "-q", "--cache-dir", root / "old-cache", "-o", old,
-            f"{proxy.host}/base/app:1", env=_clean_env(root),
+            f"{proxy.host}/base/app:1", env=isolated_env(root, inherit=True),
         )  # fmt: skip
         yield Chain(info, proxy, old, base_layer, new_layer, v2["config"]["digest"], v2_digest)
     finally:
@@ -106,11 +96,6 @@ def chain(
         remove_tree(workdir)
         for tag in (V2_TAG, info.ref("base/app:1"), info.ref("team/app:2")):
             docker.run("rmi", tag, check=False)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return _clean_env(tmp_path)
 
 
 def _blob_gets(proxy: FaultProxy, since: int, digest: str) -> list[str]:

@@ -3,7 +3,7 @@
 Images are OCI layouts of generated layers (``tests/fixtures/random_images.py``)
 copied into real registries with ``skopeo copy``. Pulls go through the
 fault-injecting proxy (``tests/fixtures/faults.py`` plus the throttle and byte
-flip of ``tests/fixtures/faults_extra.py``), whose logs say exactly which requests
+flip of ``tests/fixtures/shaping.py``), whose logs say exactly which requests
 and byte ranges reached the registry. sneaker runs as a subprocess, as a user runs it.
 """
 
@@ -23,16 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import faults_extra
-from tests.fixtures.faults_extra import ShapingProxy
+from tests.fixtures import shaping
 from tests.fixtures.random_images import BlobInfo, RandomLayout, make_random_layout
 from tests.fixtures.registry import MakeRegistry, RegistryInfo, TokenRegistryInfo
 from tests.fixtures.seeding import seed_oci_layout
+from tests.fixtures.shaping import ShapingProxy
 from tests.helpers import sneaker, wait_until
 
 pytestmark = pytest.mark.integration
 
-shaping_proxy = faults_extra.shaping_proxy  # the fixture, made visible to this module
+shaping_proxy = shaping.shaping_proxy  # the fixture, made visible to this module
 
 MakeProxy = Callable[..., ShapingProxy]
 REPO = "engine/medium"
@@ -73,16 +73,6 @@ def medium(registry: RegistryInfo, medium_layout: RandomLayout) -> Medium:
     return Medium(medium_layout, registry, REPO)
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """No docker config, proxy or cache of the machine leaks into a pull."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    clean = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    clean.update({"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(tmp_path / "no-cache")})
-    return clean
-
-
 def _argv(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "sneaker", *(os.fspath(a) for a in args)]
 
@@ -108,7 +98,7 @@ def _summary(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     return blobs
 
 
-def _blob_gets(proxy: ShapingProxy, digest: str) -> list[faults_extra.Served]:
+def _blob_gets(proxy: ShapingProxy, digest: str) -> list[shaping.Served]:
     """Blob bodies the registry sent for ``digest`` (redirected ones included)."""
     return [b for b in proxy.served(f"/blobs/{digest}") if b.status in (200, 206)]
 

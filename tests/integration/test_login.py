@@ -24,6 +24,7 @@ from sneaker.errors import AuthError, NetworkError
 from sneaker.registry.options import RegistryOptions
 from sneaker.settings import RegistrySettings, load_settings
 from sneaker.verbs.pull import pull
+from tests import helpers
 from tests.fixtures.registry import RegistryInfo, TokenRegistryInfo
 from tests.fixtures.seeding import Seeded
 
@@ -316,3 +317,19 @@ def test_login_honours_insecure_from_registries_conf(
     done = sneaker(*args, stdin=password, env={"CONTAINERS_REGISTRIES_CONF": str(conf)})
     assert done.returncode == 0, done.stderr
     assert config(docker_config)["auths"][host] == {"auth": _b64(user, password)}
+
+
+# -- login cannot prompt without a terminal ---------------------------------------------------
+
+
+def test_login_without_a_terminal_says_so(tmp_path: Path) -> None:
+    # helpers.sneaker() gives the child /dev/null as standard input
+    result = helpers.sneaker(
+        "login", "127.0.0.1:9", check=False, env=helpers.isolated_env(tmp_path)
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: cannot prompt for credentials: standard input is not a terminal",
+        "hint: pass --username USER --password-stdin",
+    ]
+    assert result.stdout == ""

@@ -4,7 +4,7 @@ so does a blob a mirror sends bad bytes for; registries.conf and daemon.json war
 syntax errors and blocks through the CLI.
 
 Mirrors are second registries seeded with skopeo (never with sneaker); bad bytes come from
-the byte-flipping proxy of ``tests/fixtures/faults_extra.py`` in front of a registry.
+the byte-flipping proxy of ``tests/fixtures/shaping.py`` in front of a registry.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ from sneaker.registry.options import RegistryOptions
 from sneaker.settings import load_settings
 from sneaker.verbs.pull import pull
 from sneaker.verbs.verify import verify
-from tests.fixtures import faults_extra
-from tests.fixtures.faults_extra import ShapingProxy
+from tests.fixtures import shaping
 from tests.fixtures.registry import RegistryInfo
 from tests.fixtures.seeding import Seeded
+from tests.fixtures.shaping import ShapingProxy
 from tests.fixtures.tools import skopeo
 from tests.helpers import free_port
 
 MakeRegistry = Callable[..., RegistryInfo]
 MakeProxy = Callable[..., ShapingProxy]
 
-shaping_proxy = faults_extra.shaping_proxy  # the fixture, made visible to this module
+shaping_proxy = shaping.shaping_proxy  # the fixture, made visible to this module
 
 
 def copy_image(
@@ -190,7 +190,7 @@ def largest_layer(registry: RegistryInfo, repository: str, tag: str) -> tuple[st
     return layer["digest"], data
 
 
-def blob_bodies(proxy: ShapingProxy, digest: str) -> list[faults_extra.Served]:
+def blob_bodies(proxy: ShapingProxy, digest: str) -> list[shaping.Served]:
     """Blob bodies the proxy's registry sent for ``digest``."""
     return [b for b in proxy.served(f"/blobs/{digest}") if b.status in (200, 206)]
 

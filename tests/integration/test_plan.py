@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from sneaker.archive import open_archive
-from tests.fixtures import faults, faults_extra
+from tests.fixtures import faults, shaping
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
 from tests.fixtures.multiarch import MultiArch
@@ -583,7 +583,7 @@ def test_images_file_and_compose_for_plan_and_pull(
 # -- several blobs at once: SNEAKER_FETCH_JOBS, failures, Ctrl-C ----------------------------
 
 
-class OverlapProxy(faults_extra.ShapingProxy):
+class OverlapProxy(shaping.ShapingProxy):
     """A shaping proxy that notes, as each blob body starts, which blob bodies still stream.
 
     ``starts`` holds one ``(path, busy)`` pair per blob GET the registry answered, in the
@@ -595,7 +595,7 @@ class OverlapProxy(faults_extra.ShapingProxy):
         self._starts_lock = threading.Lock()
         self.starts: list[tuple[str, tuple[str, ...]]] = []
 
-    def _log_body(self, entry: faults_extra.Served) -> None:
+    def _log_body(self, entry: shaping.Served) -> None:
         with self._starts_lock:
             if entry.method == "GET" and "/blobs/" in entry.path:
                 busy = tuple(b.path for b in self.served("/blobs/") if not b.done)

@@ -26,14 +26,6 @@ from tests.helpers import sneaker
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """An empty docker config and a private cache, so nothing outside the test leaks in."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    return {"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(tmp_path / "cache")}
-
-
 def _members(archive: Path) -> list[str]:
     with tarfile.open(archive) as tar:
         return tar.getnames()
@@ -343,6 +335,6 @@ def test_wrong_platform_fails_before_any_layer_is_downloaded(
         f"error: {seeded.app.ref} is a single-platform image for linux/amd64, not linux/s390x",
         "hint: ask for it with --platform linux/amd64",
     ]
-    cached = sorted(p.name for p in (tmp_path / "cache" / "blobs" / "sha256").iterdir())
+    cached = sorted(p.name for p in (Path(env["SNEAKER_CACHE_DIR"]) / "blobs" / "sha256").iterdir())
     assert cached == [seeded.app.config_digest.split(":")[1]]
     assert not (tmp_path / "x.tar").exists()

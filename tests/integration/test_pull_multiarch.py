@@ -24,13 +24,6 @@ from tests.helpers import sneaker
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    return {"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(tmp_path / "cache")}
-
-
 def _sha(data: str | bytes) -> str:
     return "sha256:" + hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 

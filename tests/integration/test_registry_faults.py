@@ -1,4 +1,5 @@
-"""The transport under faults: retries, Retry-After, cut connections, redirects, refusals.
+"""The transport under faults: retries, Retry-After, cut connections, redirects, refusals,
+and a registry that is down (reached once: one round of retries, one error line).
 
 A real registry sits behind ``tests/fixtures/faults.py``'s loopback proxy, which
 injects the faults.
@@ -7,6 +8,8 @@ injects the faults.
 from __future__ import annotations
 
 import io
+import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +21,14 @@ from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor
 from sneaker.registry import RegistryClient, RegistryOptions
+from sneaker.registry.messages import Request
+from sneaker.registry.transport import Transport
+from sneaker.verbs.push import push
 from tests.fixtures import faults
 from tests.fixtures.faults import FaultProxy
+from tests.fixtures.random_images import make_random_layout
 from tests.fixtures.registry import RegistryInfo
-from tests.helpers import free_port
+from tests.helpers import free_port, isolated_env, sneaker
 
 pytestmark = pytest.mark.integration
 
@@ -206,3 +213,76 @@ def _collect(chunks: Iterator[bytes], into: bytearray) -> Iterator[bytes]:
     for chunk in chunks:
         into.extend(chunk)
         yield b""
+
+
+# -- a registry that is down is reached once ------------------------------------------------
+
+
+@pytest.fixture
+def dead_host() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing listens: the port is bound (so nobody takes it), not
+    listening, and a connection to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OCI layout of one image with three gzip blobs (none needs compressing first)."""
+    return make_random_layout(tmp_path_factory.mktemp("down-push"), [3000, 2000]).path
+
+
+def test_push_to_a_registry_that_is_down_tries_it_once(
+    archive: Path,
+    dead_host: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name, value in isolated_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.INFO, logger="sneaker.registry.transport")
+    with pytest.raises(NetworkError) as info:
+        push(archive, f"{dead_host}/x/y:1", options=RegistryOptions(retries=2), jobs=4)
+    assert str(info.value) == (
+        f"cannot connect to {dead_host}: connection refused over https and http (after 3 attempts)"
+    )
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2, [r.getMessage() for r in retries]
+
+
+def test_push_to_a_registry_that_is_down_prints_one_error(
+    archive: Path, dead_host: str, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    result = sneaker(
+        "push", "-q", "--retries", "1", archive, f"{dead_host}/x/y:1",
+        check=False, env=isolated_env(tmp_path),
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode == NetworkError.exit_code
+    assert result.stderr.splitlines() == [
+        f"error: cannot connect to {dead_host}: connection refused over https and http "
+        "(after 2 attempts)",
+        f"hint: is a registry listening at {dead_host}?",
+    ]
+    assert elapsed < 20  # one round of (at most 1 s of) backoff, not one per blob
+
+
+def test_a_host_found_unreachable_is_not_retried_again(dead_host: str) -> None:
+    slept: list[float] = []
+    transport = Transport(dead_host, RegistryOptions(retries=3), sleep=slept.append)
+    request = Request("GET", transport.url("/v2/"))
+    with pytest.raises(NetworkError) as first:
+        transport.send(request)
+    assert len(slept) == 3
+    with pytest.raises(NetworkError) as second:
+        transport.send(request)
+    assert len(slept) == 3  # no new round of retries
+    assert (second.value.message, second.value.hint) == (first.value.message, first.value.hint)
+    # another client tries again
+    again: list[float] = []
+    with pytest.raises(NetworkError):
+        Transport(dead_host, RegistryOptions(retries=1), sleep=again.append).send(request)
+    assert len(again) == 1

@@ -40,26 +40,13 @@ from tests.fixtures.mtls import MutualTLSRegistry, start_mtls_registry
 from tests.fixtures.process import remove_tree, short_tempdir
 from tests.fixtures.random_images import RandomLayout, make_random_layout
 from tests.fixtures.tools import skopeo
-from tests.helpers import sneaker
+from tests.helpers import isolated_env, sneaker
 
 pytestmark = pytest.mark.integration
 
 hostile_registry = hostile.hostile_registry  # the fixture, made visible to this module
 
 REPO = "evil/app"
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """No docker config, cache, registries.conf or daemon.json of the machine leaks in."""
-    config = tmp_path / "docker-config"
-    config.mkdir(exist_ok=True)
-    return {
-        "DOCKER_CONFIG": str(config),
-        "SNEAKER_CACHE_DIR": str(tmp_path / "cache"),
-        "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "no-registries.conf"),
-        "SNEAKER_DAEMON_JSON": "",
-        **extra,
-    }
 
 
 # -- a small image, served by the hostile registry ----------------------------------------------
@@ -145,7 +132,7 @@ def pull_fails(
     result = sneaker(
         "pull", "-q", "--retries", "0", "-o", out_dir / "image.tar",
         f"{server.host}/{REPO}:{tag}",
-        env=clean_env(tmp_path), check=False, timeout=120,
+        env=isolated_env(tmp_path), check=False, timeout=120,
     )  # fmt: skip
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
@@ -156,7 +143,7 @@ def pull_fails(
 def test_hostile_registry_serves_a_good_image(evil: HostileRegistry, tmp_path: Path) -> None:
     """The control: what the hostile registry serves when it behaves is pulled fine."""
     out = tmp_path / "good.tar"
-    sneaker("pull", "-q", "-o", out, f"{evil.host}/{REPO}:good", env=clean_env(tmp_path))
+    sneaker("pull", "-q", "-o", out, f"{evil.host}/{REPO}:good", env=isolated_env(tmp_path))
     assert out.is_file()
 
 
@@ -232,7 +219,7 @@ def test_manifest_that_does_not_match_its_digest(evil: HostileRegistry, tmp_path
     out = tmp_path / "x.tar"
     result = sneaker(
         "pull", "-q", "-o", out, f"{evil.host}/{REPO}@{wanted}",
-        env=clean_env(tmp_path), check=False,
+        env=isolated_env(tmp_path), check=False,
     )  # fmt: skip
     assert result.returncode == IntegrityError.exit_code
     assert result.stderr.startswith(f"error: digest mismatch for manifest {wanted} of ")
@@ -364,7 +351,7 @@ def _home_certs_d(registry: MutualTLSRegistry, tmp_path: Path, **what: bool) -> 
     """``HOME`` for a sneaker subprocess, with ``~/.docker/certs.d/HOST/`` holding ``what``."""
     home = tmp_path / "home"
     registry.certs_d(home / ".docker" / "certs.d", **what)
-    return clean_env(tmp_path, HOME=str(home))
+    return isolated_env(tmp_path, HOME=str(home))
 
 
 def test_mutual_tls_through_the_cli_and_home_certs_d(

@@ -9,7 +9,6 @@ sneaker wrote is loaded by ``docker load`` and read back by skopeo.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -54,16 +53,6 @@ def image(registry: RegistryInfo, tmp_path_factory: pytest.TempPathFactory) -> S
     )
     digest = seed_oci_layout(registry, layout.path, "img", f"{REPO}:{TAG}", all_images=False)
     return Seeded(layout, registry, digest)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """No docker config, proxy or cache of the machine leaks in."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    clean = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    clean.update({"DOCKER_CONFIG": str(config), "SNEAKER_CACHE_DIR": str(tmp_path / "cache")})
-    return clean
 
 
 def _parts(base: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""unpack fixes, against docker itself.
+"""unpack and absolute symlinks inside the rootfs, against docker itself.
 
 Debian and Ubuntu base images hold ``var/run -> /run``; a later layer may still
 write ``var/run/foo.pid``. docker applies a layer onto its parent's rootfs in a

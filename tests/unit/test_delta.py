@@ -1,4 +1,5 @@
-"""Delta archives: the marker, planning, writing, reading back, refusing, pushing (fake wire)."""
+"""Delta archives: the marker, planning, writing, reading back, refusing (and the wording of the
+refusals), pushing (fake wire)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sneaker.delta import (
     DELTA_MARKER,
     DeltaMarker,
     OmittedBlob,
+    delta_refusal,
     mount_sources,
     plan_delta,
 )
@@ -397,3 +399,28 @@ def test_tar_of_delta_lists_nothing_docker_needs(tmp_path: Path) -> None:
     with tarfile.open(out) as tar:
         assert "manifest.json" not in tar.getnames()
         assert "repositories" not in tar.getnames()
+
+
+# -- the wording of the refusals ------------------------------------------------------------
+
+
+def test_delta_refusal_names_the_base_and_not_a_placeholder() -> None:
+    with_base = delta_refusal("d.tar", DeltaMarker({}, ("archive v1.tar",)))
+    assert with_base.message.endswith(
+        "push it onto a registry that holds the images of its base (archive v1.tar)"
+    )
+    without = delta_refusal("d.tar", DeltaMarker({}, ()))
+    assert without.message.endswith("the images of the base archive this delta was made from")
+    for error in (with_base, without):
+        assert "OLD" not in error.message
+        assert error.hint is not None
+        assert "inspect need" not in error.hint
+        assert "inspect reads a delta" in error.hint
+
+
+def test_docker_format_refusal_has_no_placeholder() -> None:
+    from sneaker.delta import docker_format_refusal
+
+    hint = docker_format_refusal().hint
+    assert hint is not None
+    assert "OLD" not in hint

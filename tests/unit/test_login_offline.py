@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import stat
@@ -95,3 +96,27 @@ def test_cli_help_lists_login_and_logout() -> None:
     login_help = CliRunner().invoke(cli, ["login", "--help"])
     assert "--password-stdin" in login_help.output
     assert "--password " not in login_help.output  # no password on the command line
+
+
+PROMPT_HOST = "reg.example:5000"
+
+# -- login with no terminal to prompt on ---------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [[], ["-u", "me"]])
+def test_login_without_a_terminal_cannot_prompt(
+    args: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["login", PROMPT_HOST, *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "error: cannot prompt for credentials: standard input is not a terminal",
+        "hint: pass --username USER --password-stdin",
+    ]
+    assert captured.out == ""
+    assert not (tmp_path / "config.json").exists()

@@ -10,8 +10,10 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import sneaker.registry as registry_pkg
+from sneaker.cli.main import cli
 from sneaker.errors import (
     AuthError,
     ConfigError,
@@ -367,3 +369,27 @@ def test_describe_exception() -> None:
     wrapped.__cause__ = ConnectionRefusedError(111, "Connection refused")
     assert describe_exception(wrapped) == "connection refused"
     assert describe_exception(ValueError("see https://u:p@h/x?sig=1")) == "see https://h/x"
+
+
+HINT_HOST = "reg.example:5000"
+
+# -- the login hint names options that exist ---------------------------------------------
+
+
+def test_auth_hint_names_username_and_password_stdin() -> None:
+    with pytest.raises(AuthError) as info:
+        raise_for_status(
+            401,
+            Headers(),
+            b"",
+            subject=Subject(HINT_HOST, "team/app", "manifest", "1"),
+            method="GET",
+            url=f"https://{HINT_HOST}/v2/team/app/manifests/1",
+        )
+    assert info.value.hint == (
+        f"run 'sneaker login {HINT_HOST}' or pass --username with --password-stdin "
+        "(or the repository does not exist)"
+    )
+    pull_help = CliRunner().invoke(cli, ["pull", "--help"]).output
+    assert "--username" in pull_help
+    assert "--password-stdin" in pull_help

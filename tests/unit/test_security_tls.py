@@ -1,19 +1,27 @@
-"""TLS defaults, without sockets: verification on, https unless told otherwise."""
+"""TLS: verification on by default, https unless told otherwise, the https-or-http probe of a
+loopback registry (local sockets), and the one warning when verification is turned off."""
 
 from __future__ import annotations
 
+import json
 import socket
+import socketserver
 import ssl
-import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from sneaker.cli.options import build_registry_options
+from sneaker.registry.mirrors import endpoint_options
 from sneaker.registry.options import RegistryOptions
-from sneaker.registry.tls import build_ssl_context
+from sneaker.registry.tls import InsecureWarning, build_ssl_context, warn_insecure
 from sneaker.registry.transport import Transport, _speaks_tls
+from sneaker.settings import load_settings
+from sneaker.verbs.login import _endpoint as login_endpoint
+from tests.fixtures.threaded import LoopbackServer
 
 
 def test_verification_is_on_by_default_with_the_system_trust_store() -> None:
@@ -70,38 +78,23 @@ def _one_shot_server(
             context.maximum_version = ssl.TLSVersion.TLSv1_2  # the alert comes in the handshake
             context.verify_mode = ssl.CERT_REQUIRED
             context.load_verify_locations(files.ca_cert)
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)  # so the loop sees ``stop`` soon
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+    class Answer(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            conn = self.request
             conn.settimeout(5.0)
-            with conn:
-                try:
-                    if context is not None:
-                        with context.wrap_socket(conn, server_side=True) as tls_conn:
-                            tls_conn.recv(1)
-                    else:
-                        conn.recv(4096)
-                        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    pass
+            try:
+                if context is not None:
+                    with context.wrap_socket(conn, server_side=True) as tls_conn:
+                        tls_conn.recv(1)
+                else:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with LoopbackServer(Answer, name="tls-probe", http=False, quiet=True) as server:
+        yield server.host
 
 
 def test_probe_finds_a_plain_http_server(tmp_path: Path) -> None:
@@ -123,3 +116,62 @@ def test_probe_of_a_closed_port_decides_nothing() -> None:
     with socket.create_server(("127.0.0.1", 0)) as held:
         port = held.getsockname()[1]
     assert _speaks_tls(f"127.0.0.1:{port}", 5.0) is None
+
+
+INSECURE_HOST = "reg.example:5000"
+
+# -- insecure registries: one warning, naming what asked for it, once per host ----------
+
+
+def test_insecure_warning_names_its_source_once_per_host() -> None:
+    with pytest.warns(InsecureWarning) as seen:
+        warn_insecure("unit-fixes.example:1", "--insecure")
+    assert [str(w.message) for w in seen] == [
+        "TLS certificate verification is disabled for unit-fixes.example:1 (from --insecure)"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_insecure("unit-fixes.example:1", "/etc/docker/daemon.json, line 2")  # not again
+
+
+def test_the_flag_is_the_source_and_the_cli_does_not_warn_itself(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    options = build_registry_options(None, True, False, None, False)
+    assert (options.insecure, options.insecure_source) == (True, "--insecure")
+    assert build_registry_options(None, False, False, None, False).insecure_source == ""
+    assert capsys.readouterr().err == ""  # the transport warns, once per registry
+
+
+def _daemon_json(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"debug": True, "insecure-registries": [INSECURE_HOST]}, indent=2))
+    return path, f"{path}, line 3"
+
+
+def _registries_conf(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "registries.conf"
+    path.write_text(f'\n[[registry]]\nlocation = "{INSECURE_HOST}"\ninsecure = true\n')
+    return path, f"{path}, line 2"
+
+
+@pytest.mark.parametrize("kind", ["daemon.json", "registries.conf"])
+def test_insecure_from_a_settings_file_names_the_file(kind: str, tmp_path: Path) -> None:
+    if kind == "daemon.json":
+        path, where = _daemon_json(tmp_path)
+        settings = load_settings(registries_conf=[], daemon_json=[path])
+    else:
+        path, where = _registries_conf(tmp_path)
+        settings = load_settings(registries_conf=[path], daemon_json=[])
+    for endpoint in (
+        settings.for_registry(f"{INSECURE_HOST}/team/app").origin,  # pull, inspect
+        settings.target_endpoint(f"{INSECURE_HOST}/team/app"),  # push
+        login_endpoint(INSECURE_HOST, settings),  # login
+    ):
+        options = endpoint_options(endpoint, RegistryOptions(), INSECURE_HOST)
+        assert (options.insecure, options.insecure_source) == (True, where)
+        # --insecure given as well: the flag is what the user asked for
+        flagged = RegistryOptions(insecure=True, insecure_source="--insecure")
+        assert endpoint_options(endpoint, flagged, INSECURE_HOST).insecure_source == "--insecure"
+    other = settings.for_registry("other.example/team/app").origin
+    assert endpoint_options(other, RegistryOptions(), "other.example").insecure is False

@@ -1,4 +1,5 @@
-"""sneaker.verbs.unpack on hand-built OCI layouts: image and platform choice, checks, cleanup."""
+"""sneaker.verbs.unpack on hand-built OCI layouts: image and platform choice, checks, cleanup,
+and what ``sneaker unpack`` prints (a warning once, how to choose among images, DEST errors)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from sneaker.archive import open_archive
+from sneaker.cli.main import main
 from sneaker.errors import (
     IntegrityError,
     NoMatchingPlatform,
@@ -19,8 +21,8 @@ from sneaker.errors import (
     UsageError,
 )
 from sneaker.image.platform import Platform, host_platform
-from sneaker.verbs.unpack import unpack
-from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha
+from sneaker.verbs.unpack import choose_record, unpack
+from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha, single
 
 OTHER_ARCH = "s390x" if host_platform().architecture != "s390x" else "ppc64le"
 
@@ -293,3 +295,140 @@ def test_warnings_are_collected(layout: Layout, tmp_path: Path) -> None:
         "skipped device node 'dev/console'"
     ]
     assert result.to_json()["skipped"] == 1
+
+
+# -- at the CLI: warnings once, --image matched as docker does, DEST that is a file ----------
+
+
+def _device_layer() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        node = tarfile.TarInfo("dev/console")
+        node.type = tarfile.CHRTYPE
+        tar.addfile(node)
+        data = b"hello"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_device_node_warning_is_printed_once(
+    layout: Layout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = layout.image([], tars=[_device_layer()])
+    layout.name(manifest, REF)
+    code = main(["unpack", str(layout.root), str(tmp_path / "rootfs")])  # no -q: progress on
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("skipped device node 'dev/console'") == 1
+    assert (tmp_path / "rootfs/hello.txt").read_bytes() == b"hello"
+
+
+def test_warnings_go_to_the_progress_when_no_warn_is_given(layout: Layout, tmp_path: Path) -> None:
+    manifest = layout.image([], tars=[_device_layer()])
+    layout.name(manifest, REF)
+
+    class Messages:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def start(self, key: str, label: str, total: int) -> None: ...
+        def advance(self, key: str, amount: int) -> None: ...
+        def reset(self, key: str, done: int) -> None: ...
+        def finish(self, key: str, note: str = "") -> None: ...
+        def close(self) -> None: ...
+
+        def message(self, text: str) -> None:
+            self.lines.append(text)
+
+    progress = Messages()
+    result = unpack(open_archive(layout.root), tmp_path / "rootfs", progress=progress)
+    assert len(result.warnings) == 1
+    assert progress.lines == [f"warning: {result.warnings[0]}"]
+
+
+PORT_B = "127.0.0.1:5000/test/b:1"
+PORT_A = "127.0.0.1:5000/test/a:latest"
+
+
+def _named(layout: Layout, *references: str) -> dict[str, dict[str, Any]]:
+    descs = {}
+    for number, reference in enumerate(references):
+        desc = layout.image([{"which": reference.encode(), "n": str(number).encode()}])
+        layout.name(desc, reference)
+        descs[reference] = desc
+    return descs
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("127.0.0.1:5000/test/b", PORT_B),  # no tag: the one tag there is
+        ("127.0.0.1:5000/test/b:1", PORT_B),
+        ("test/b", PORT_B),  # no registry: a repository ending so
+        ("test/b:1", PORT_B),
+        ("b:1", PORT_B),
+        ("b", PORT_B),
+        ("a", PORT_A),
+        ("test/a:latest", PORT_A),
+    ],
+)
+def test_image_is_matched_like_docker(layout: Layout, image: str, expected: str) -> None:
+    _named(layout, PORT_B, PORT_A)
+    with open_archive(layout.root) as source:
+        record = choose_record(source.records, image)
+    assert str(record.reference) == expected
+
+
+def test_image_matching_prefers_the_exact_name_and_latest(layout: Layout) -> None:
+    _named(layout, "docker.io/library/app:1", "127.0.0.1:5000/library/app:1", PORT_A)
+    with open_archive(layout.root) as source:
+        records = source.records
+        # normalised first: app:1 is docker.io/library/app:1, however others end
+        assert str(choose_record(records, "app:1").reference) == "docker.io/library/app:1"
+        assert str(choose_record(records, "a").reference) == PORT_A
+        with pytest.raises(NotFound, match=r"no image 'b:1' in the archive"):
+            choose_record(records, "b:1")
+
+
+def test_image_without_tag_among_several_tags(layout: Layout) -> None:
+    _named(layout, "127.0.0.1:5000/test/b:1", "127.0.0.1:5000/test/b:2")
+    with open_archive(layout.root) as source:
+        with pytest.raises(UsageError, match=r"'test/b' names several images") as info:
+            choose_record(source.records, "test/b")
+        assert info.value.hint is not None
+        assert "--image NAME:TAG" in info.value.hint
+        assert str(choose_record(source.records, "b:2").reference) == "127.0.0.1:5000/test/b:2"
+    _named(layout, "127.0.0.1:5000/test/b:latest")
+    with open_archive(layout.root) as source:
+        found = choose_record(source.records, "test/b")
+    assert str(found.reference) == "127.0.0.1:5000/test/b:latest"  # as docker defaults
+
+
+def test_several_images_without_image_say_how_to_choose(
+    layout: Layout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _named(layout, PORT_B, PORT_A)
+    code = main(["unpack", "-q", str(layout.root), str(tmp_path / "rootfs")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err == [
+        f"error: the archive holds 2 images: {PORT_B}, {PORT_A}",
+        "hint: choose one with --image NAME (a name as listed, its short form, or a digest)",
+    ]
+    assert main(["unpack", "-q", "--image", "b", str(layout.root), str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b/which").read_bytes() == PORT_B.encode()
+
+
+def test_dest_that_is_a_file_is_an_error_line(
+    layout: Layout, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single(layout)
+    archive = tmp_path / "a_1.tar"
+    archive.write_bytes(b"x")
+    code = main(["unpack", "-q", str(layout.root), str(archive)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err[0] == f"error: cannot unpack into {archive}: it exists and is a file"
+    assert archive.read_bytes() == b"x"

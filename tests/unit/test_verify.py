@@ -6,7 +6,9 @@ reuse them. Each is read three ways: as a directory and as a tar by
 reader of just what ``verify`` and ``unpack`` use. ``open_archive`` refuses some
 damage while opening (a missing blob, a size that differs, a damaged manifest):
 those cases are checked through DirSource, and through :func:`verify_archive`,
-which turns the refusal into one problem line.
+which turns the refusal into one problem line. At the CLI: an archive that cannot
+be opened exits 8, problems are listed once then counted, a failed blob is marked
+so in the progress, a damaged part of a split set is named, ``--json`` stays JSON.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
 
-from sneaker.archive import open_archive
-from sneaker.errors import NotFound, VerificationFailed
+from sneaker.archive import open_archive, write_oci_layout
+from sneaker.archive.split import part_path
+from sneaker.cli.main import main
+from sneaker.errors import ArchiveError, NotFound, VerificationFailed
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
@@ -32,6 +37,7 @@ from sneaker.image.records import ImageRecord
 from sneaker.image.reference import parse_reference
 from sneaker.layers.apply import LayerLimits
 from sneaker.verbs.verify import VerifiableSource, verify, verify_archive, verify_or_raise
+from tests.unit.test_archive_common import Blobs, make_record
 
 
 def layer_tar(files: dict[str, bytes]) -> bytes:
@@ -441,3 +447,159 @@ def test_unnamed_image_is_numbered(layout: Layout) -> None:
     layout.flip(layer)
     (line,) = verify(DirSource(layout.root))
     assert line.startswith(f"image 1: layer {layer}: digest mismatch")
+
+
+# -- at the CLI: unreadable archives, problems once then counted, failed blobs, split sets --
+
+
+def _truncated_tar(path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = 2000
+        tar.addfile(info, io.BytesIO(b"[" + b" " * 1998 + b"]"))
+    path.write_bytes(buffer.getvalue()[:1000])
+
+
+def _tar_of(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+UNREADABLE: dict[str, Callable[[Path], object]] = {
+    "empty-dir": lambda p: p.mkdir(),
+    "text": lambda p: p.write_text("hello, not an archive\n"),
+    "empty": lambda p: p.write_bytes(b""),
+    "random": lambda p: p.write_bytes(os.urandom(4096)),
+    "truncated": _truncated_tar,
+    "bad-manifest": lambda p: _tar_of(p, {"manifest.json": b"{not json"}),
+    "bad-index": lambda p: _tar_of(
+        p, {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": b"[1,"}
+    ),
+    "dotdot": lambda p: _tar_of(p, {"../evil": b"x"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_verify_of_an_unreadable_archive_exits_8_like_every_verb(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / kind
+    UNREADABLE[kind](path)
+    with pytest.raises(ArchiveError) as opened:
+        open_archive(path)
+    code = main(["verify", "-q", str(path)])
+    captured = capsys.readouterr()
+    assert code == 8
+    assert captured.out == ""
+    assert captured.err.splitlines()[0] == f"error: {opened.value.message}"
+    assert main(["inspect", str(path)]) == 8  # the same as another verb
+    with pytest.raises(ArchiveError):
+        verify_archive(path)
+
+
+def test_verify_of_a_missing_blob_is_the_readers_error(layout: Layout) -> None:
+    manifest = single(layout)
+    layout.remove(layer_digest(layout, manifest))
+    with pytest.raises(ArchiveError, match=r"which is missing$"):
+        verify_archive(layout.root)
+
+
+def test_verify_lists_problems_once_then_counts_them(
+    layout: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = single(layout)
+    layer = layer_digest(layout, manifest)
+    layout.flip(layer)
+    actual = sha(layout.path(layer).read_bytes())
+    code = main(["verify", "-q", str(layout.root)])
+    captured = capsys.readouterr()
+    assert code == 7
+    problem = f"{REF}: layer {layer}: digest mismatch (content hashes to {actual})"
+    assert captured.out.splitlines() == [f"problem: {problem}"]
+    assert captured.err.splitlines() == [f"error: 1 problem found in {layout.root}"]
+
+
+def test_verify_progress_marks_a_failed_blob(layout: Layout) -> None:
+    manifest = single(layout)
+    layer = layer_digest(layout, manifest)
+    layout.flip(layer)
+
+    class Notes:
+        def __init__(self) -> None:
+            self.labels: dict[str, str] = {}
+            self.notes: dict[str, str] = {}
+
+        def start(self, key: str, label: str, total: int) -> None:
+            self.labels[key] = label
+
+        def advance(self, key: str, amount: int) -> None: ...
+        def reset(self, key: str, done: int) -> None: ...
+        def message(self, text: str) -> None: ...
+        def close(self) -> None: ...
+
+        def finish(self, key: str, note: str = "") -> None:
+            self.notes[self.labels[key]] = note
+
+    progress = Notes()
+    with open_archive(layout.root) as source:
+        assert len(verify(source, progress=progress)) == 1
+    short = layer.partition(":")[2][:12]
+    failed = {label: note for label, note in progress.notes.items() if note}
+    assert len(progress.notes) == 3  # manifest's config and two layers
+    assert list(failed) == [label for label in progress.notes if short in label]
+    assert set(failed.values()) == {"FAILED"}
+
+
+def _split_archive(tmp_path: Path) -> Path:
+    blobs = Blobs()
+    record = make_record(
+        blobs, "reg.example/team/app:1", [{"big": os.urandom(6000)}, {"b": b"b"}], oci=True
+    )
+    out = tmp_path / "app.tar"
+    write_oci_layout([record], blobs, out, as_tar=True, split=4096)
+    return out
+
+
+def test_verify_names_the_damaged_part_of_a_split_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _split_archive(tmp_path)
+    assert verify_archive(out) == []
+    damaged = part_path(out, 1)
+    data = bytearray(damaged.read_bytes())
+    data[100] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    problems = verify_archive(out)
+    assert problems[0].startswith("app.tar.001: checksum mismatch (content hashes to sha256:")
+    assert "app.tar.sha256 says sha256:" in problems[0]
+    assert not any(p.startswith("app.tar.000") for p in problems)
+    code = main(["verify", "-q", str(out)])
+    captured = capsys.readouterr()
+    assert code == 7
+    assert captured.out.splitlines()[0] == f"problem: {problems[0]}"
+
+
+def test_verify_of_a_split_set_whose_join_is_unreadable_still_names_the_part(
+    tmp_path: Path,
+) -> None:
+    out = _split_archive(tmp_path)
+    first = part_path(out, 0)
+    first.write_bytes(b"\xff" * first.stat().st_size)  # the tar headers are gone
+    problems = verify_archive(out)
+    assert problems[0].startswith("app.tar.000: checksum mismatch")
+    assert problems[-1].startswith(f"{out}: ")
+
+
+def test_json_output_of_a_failing_verify_is_still_json(
+    layout: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = single(layout)
+    layout.flip(layer_digest(layout, manifest))
+    code = main(["verify", "--json", str(layout.root)])
+    captured = capsys.readouterr()
+    assert code == 7
+    assert len(json.loads(captured.out)["problems"]) == 1
