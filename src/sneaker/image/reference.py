@@ -30,6 +30,7 @@ __all__ = [
     "names_registry_host",
     "normalize_registry_host",
     "parse_reference",
+    "server_host",
 ]
 
 DOCKER_HUB = "docker.io"
@@ -102,25 +103,36 @@ class Reference:
                 base = short
         else:
             base = self.name
+        return self._with_identifiers(base)
+
+    def _with_identifiers(self, name: str) -> str:
         if self.tag:
-            base += f":{self.tag}"
+            name += f":{self.tag}"
         if self.digest is not None:
-            base += f"@{self.digest}"
-        return base
+            name += f"@{self.digest}"
+        return name
 
     def __str__(self) -> str:
-        text = self.name
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest is not None:
-            text += f"@{self.digest}"
-        return text
+        return self._with_identifiers(self.name)
 
 
 def normalize_registry_host(host: str) -> str:
     """``host[:port]`` in lower case; Docker Hub's names become ``docker.io``."""
     lowered = host.strip().lower()
     return DOCKER_HUB if lowered in HUB_ALIASES else lowered
+
+
+def server_host(address: str) -> str:
+    """The ``host[:port]`` of a server address as docker takes one (a config key, a
+    ``login`` argument): a leading ``https://`` or ``http://`` and any path dropped
+    (``https://index.docker.io/v1/`` -> ``index.docker.io``). Not normalised."""
+    text = address.strip()
+    lowered = text.lower()
+    for scheme in ("https://", "http://"):
+        if lowered.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    return text.split("/", 1)[0]
 
 
 def is_registry_host(text: str) -> bool:

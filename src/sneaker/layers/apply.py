@@ -37,6 +37,7 @@ import bz2
 import contextlib
 import errno
 import gzip
+import hashlib
 import importlib
 import io
 import lzma
@@ -52,7 +53,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 from ..image.digest import Digest
-from ..util.streams import Prefixed, Readable
+from ..util.streams import HashingReader, Prefixed, Readable
 from .compression import SNIFF_BYTES, sniff_compression
 
 __all__ = [
@@ -302,15 +303,9 @@ def diff_id_of(
     tar = open_layer_stream(
         stream, media_type, compressed_size=compressed_size, limits=limits, what=what
     )
-    hasher = Digest("sha256", "0" * 64).hasher()
-    size = 0
-    while True:
-        chunk = tar.read(_CHUNK)
-        if not chunk:
-            break
-        hasher.update(chunk)
-        size += len(chunk)
-    return Digest("sha256", hasher.hexdigest()), size
+    reader = HashingReader(tar, hashlib.sha256())
+    reader.drain(_CHUNK)
+    return Digest("sha256", reader.hasher.hexdigest()), reader.count
 
 
 # --------------------------------------------------------------------------- applying

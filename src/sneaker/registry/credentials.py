@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..image.reference import DOCKER_HUB, normalize_registry_host
+from ..image.reference import DOCKER_HUB, normalize_registry_host, server_host
 
 if TYPE_CHECKING:
     import subprocess
@@ -83,13 +83,7 @@ def normalize_registry(server: str) -> str:
 
     ``https://index.docker.io/v1/`` and the other Hub names become ``docker.io``.
     """
-    text = server.strip()
-    lowered = text.lower()
-    for prefix in ("https://", "http://"):
-        if lowered.startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    return normalize_registry_host(text.split("/", 1)[0])
+    return normalize_registry_host(server_host(server))
 
 
 def server_url_for(registry: str) -> str:

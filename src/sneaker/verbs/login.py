@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, UsageError
-from ..settings.endpoints import Endpoint, normalize_host, split_location
+from ..image.reference import normalize_registry_host, server_host
+from ..settings.endpoints import Endpoint, split_location
 
 if TYPE_CHECKING:
     from ..registry.options import RegistryOptions
@@ -50,13 +51,7 @@ def login_registry(text: str) -> str:
     Accepts what docker accepts: a bare host, a URL (``https://host:5000/``,
     ``https://index.docker.io/v1/``) or any of Docker Hub's names.
     """
-    value = text.strip()
-    lowered = value.lower()
-    for scheme in ("https://", "http://"):
-        if lowered.startswith(scheme):
-            value = value[len(scheme) :]
-            break
-    host = value.split("/", 1)[0]
+    host = server_host(text)
     if not host:
         raise UsageError(f"invalid registry {text!r}", hint="name a registry: host[:port]")
     try:
@@ -66,7 +61,7 @@ def login_registry(text: str) -> str:
             f"invalid registry {text!r}: not a host[:port]",
             hint="e.g. sneaker login registry.example.com:5000",
         ) from None
-    return normalize_host(host)
+    return normalize_registry_host(host)
 
 
 def _endpoint(registry: str, settings: RegistrySettings | None) -> Endpoint:

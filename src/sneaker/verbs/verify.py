@@ -37,6 +37,7 @@ from ..image.platform import Platform
 from ..image.records import BlobSource, ImageRecord
 from ..layers.apply import DEFAULT_LIMITS, LayerLimits, diff_id_of
 from ..util.progress import NullProgress, Progress
+from ..util.streams import HashingReader
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -140,27 +141,23 @@ class _Verifier:
         return result
 
     def _hash_blob(self, desc: Descriptor, keep: int, key: str) -> _BlobCheck:
-        hasher = desc.digest.hasher()
-        count = 0
         kept: list[bytes] = []
         try:
             with self.source.open_blob(desc) as stream:
-                while True:
-                    chunk = stream.read(_CHUNK)
-                    if not chunk:
-                        break
-                    hasher.update(chunk)
-                    count += len(chunk)
-                    self.progress.advance(key, len(chunk))
-                    if count <= keep:
+                reader = HashingReader(
+                    stream, desc.digest.hasher(), lambda n: self.progress.advance(key, n)
+                )
+                while chunk := reader.read(_CHUNK):
+                    if reader.count <= keep:
                         kept.append(chunk)
         except SneakerError as exc:
             return _BlobCheck(_rest_of(exc, str(desc.digest)) or type(exc).__name__)
         except OSError as exc:
             return _BlobCheck(f"unreadable ({exc.strerror or exc})")
+        count = reader.count
         if count != desc.size:
             return _BlobCheck(f"size {count}, descriptor says {desc.size}")
-        actual = hasher.hexdigest()
+        actual = reader.hasher.hexdigest()
         if actual != desc.digest.hex:
             return _BlobCheck(
                 f"digest mismatch (content hashes to {desc.digest.algorithm}:{actual})"
