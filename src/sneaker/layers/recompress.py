@@ -32,7 +32,7 @@ import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -182,6 +182,26 @@ def _replace_descriptor(entry: Any, new: Descriptor) -> dict[str, Any]:
     return out
 
 
+def _replaced(
+    raw: bytes,
+    key: str,
+    parsed: Sequence[Descriptor],
+    new: Mapping[Digest, Descriptor],
+    what: str,
+) -> dict[str, Any]:
+    """The JSON document ``raw`` with each entry of its list ``key`` whose digest is in ``new``
+    pointing at the new descriptor; the other entries and fields stay as they were."""
+    doc: dict[str, Any] = json.loads(raw)
+    entries = doc.get(key)
+    if not isinstance(entries, list) or len(entries) != len(parsed):
+        raise ManifestInvalid(f"{what} do not match its parsed form")
+    doc[key] = [
+        _replace_descriptor(entry, new[desc.digest]) if desc.digest in new else entry
+        for entry, desc in zip(entries, parsed, strict=True)
+    ]
+    return doc
+
+
 def rewrite_manifest(manifest: Manifest, layers: Mapping[Digest, Descriptor]) -> Manifest:
     """``manifest`` with each layer found in ``layers`` (by old digest) replaced.
 
@@ -192,14 +212,7 @@ def rewrite_manifest(manifest: Manifest, layers: Mapping[Digest, Descriptor]) ->
     """
     if not any(layer.digest in layers for layer in manifest.layers):
         return manifest
-    doc = json.loads(manifest.raw)
-    entries = doc.get("layers")
-    if not isinstance(entries, list) or len(entries) != len(manifest.layers):
-        raise ManifestInvalid("manifest layers do not match its parsed form")
-    doc["layers"] = [
-        _replace_descriptor(entry, layers[desc.digest]) if desc.digest in layers else entry
-        for entry, desc in zip(entries, manifest.layers, strict=True)
-    ]
+    doc = _replaced(manifest.raw, "layers", manifest.layers, layers, "manifest layers")
     doc.setdefault("mediaType", manifest.media_type)
     parsed = parse_manifest(_dump(doc), manifest.media_type, where="rewritten manifest")
     assert isinstance(parsed, Manifest)
@@ -214,14 +227,7 @@ def rewrite_index(index: Index, children: Mapping[Digest, Descriptor]) -> Index:
     """
     if not any(entry.digest in children for entry in index.manifests):
         return index
-    doc = json.loads(index.raw)
-    entries = doc.get("manifests")
-    if not isinstance(entries, list) or len(entries) != len(index.manifests):
-        raise ManifestInvalid("index entries do not match its parsed form")
-    doc["manifests"] = [
-        _replace_descriptor(entry, children[desc.digest]) if desc.digest in children else entry
-        for entry, desc in zip(entries, index.manifests, strict=True)
-    ]
+    doc = _replaced(index.raw, "manifests", index.manifests, children, "index entries")
     parsed = parse_manifest(_dump(doc), index.media_type, where="rewritten index")
     assert isinstance(parsed, Index)
     return parsed
