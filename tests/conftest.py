@@ -14,6 +14,9 @@ Fixtures:
   built_images    BuiltImages: sneaker-test/app:1 (+ app_output, app_id), small images
   seeded          Seeded: the app pushed to every session registry
   multiarch       MultiArch: index test/multi:1 in `registry` (amd64, arm64, attestation)
+  artifacts       SeededArtifacts: a Helm chart, cosign signatures, OCI 1.1 referrers (SBOMs,
+                  attestation) with fallback tags, in a registry of their own
+  hauler_manifest HaulerManifest: a Hauler manifest file naming the `artifacts` content
   podman          Podman: private vfs storage; .run(*args), .load(archive)
   containerd      Containerd: private containerd; .ctr(*args), .import_archive(archive)
   env             dict: the environment for a sneaker subprocess, nothing of this machine's
@@ -31,6 +34,12 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.fixtures.artifacts import (
+    HaulerManifest,
+    SeededArtifacts,
+    seed_artifacts,
+    write_hauler_manifest,
+)
 from tests.fixtures.containerd import Containerd, start_containerd
 from tests.fixtures.docker import DockerDaemon, start_docker
 from tests.fixtures.images import BuiltImages, build_images, busybox_path
@@ -179,6 +188,27 @@ def multiarch(
         yield build_multiarch(docker, built_images, registry, workdir)
     finally:
         remove_tree(workdir)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Iterator[SeededArtifacts]:
+    """tests/fixtures/artifacts.py's content, seeded into a fresh plain registry (no referrers
+    API), so its tag lists hold nothing else."""
+    workdir = short_tempdir("snka-")
+    try:
+        proc = start_plain_registry(workdir / "registry")
+        try:
+            yield seed_artifacts(proc.info, workdir / "content")
+        finally:
+            proc.stop()
+    finally:
+        remove_tree(workdir)
+
+
+@pytest.fixture
+def hauler_manifest(artifacts: SeededArtifacts, tmp_path: Path) -> HaulerManifest:
+    """``hauler-manifest.yaml`` (kinds Images and Charts) naming the `artifacts` content."""
+    return write_hauler_manifest(tmp_path / "hauler-manifest.yaml", artifacts)
 
 
 @pytest.fixture(scope="session")
