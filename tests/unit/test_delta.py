@@ -12,21 +12,16 @@ from typing import Any, BinaryIO, cast
 import pytest
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
-from sneaker.delta import (
-    DELTA_MARKER,
-    DeltaMarker,
-    OmittedBlob,
-    mount_sources,
-    plan_delta,
-)
+from sneaker.archive.delta import DELTA_MARKER, DeltaMarker, OmittedBlob
 from sneaker.errors import ArchiveError, NotFound, UnsupportedError, UsageError
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
+from sneaker.image.inventory import Inventory
 from sneaker.image.model import Descriptor, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference
-from sneaker.inventory import Inventory
-from sneaker.verbs.push import TargetPrefix, push
+from sneaker.verbs.pull import plan_delta
+from sneaker.verbs.push import TargetPrefix, mount_sources, push
 from sneaker.verbs.verify import verify_archive
 from tests.unit.test_archive_common import Blobs, dumps, make_record, tar_json, tar_members
 

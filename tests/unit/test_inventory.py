@@ -11,21 +11,22 @@ import pytest
 
 from sneaker.archive import write_docker_archive, write_oci_layout
 from sneaker.cli.main import main
-from sneaker.delta import plan_delta
 from sneaker.errors import AuthError, NotFound, UnsupportedError, UsageError
 from sneaker.image.digest import Digest
+from sneaker.image.inventory import Inventory
 from sneaker.image.model import Index, Manifest
-from sneaker.inventory import (
-    Inventory,
-    WalkLimits,
+from sneaker.registry.client import RegistryClient
+from sneaker.transfer.walk import WalkLimits, inventory_from_registry
+from sneaker.verbs.inventory import (
+    RegistrySource,
+    classify_source,
+    inventory,
     inventory_from_archive,
-    inventory_from_registry,
     load_base,
     load_inventory,
     write_inventory,
 )
-from sneaker.registry.client import RegistryClient
-from sneaker.verbs.inventory import RegistrySource, classify_source, inventory
+from sneaker.verbs.pull import plan_delta
 from tests.unit.test_archive_common import Blobs, make_index, make_manifest, make_record
 
 SHARED = {"bin/tool": b"shared"}

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from sneaker.archive import open_archive, write_oci_layout
+from sneaker.archive.delta import DeltaMarker, delta_refusal
 from sneaker.archive.split import part_path
 from sneaker.cli.main import main
-from sneaker.delta import DeltaMarker, delta_refusal
 from sneaker.errors import ArchiveError, NotFound, UsageError
 from sneaker.verbs.unpack import choose_record, unpack
 from sneaker.verbs.verify import verify, verify_archive
@@ -337,7 +337,7 @@ def test_delta_refusal_names_the_base_and_not_a_placeholder() -> None:
 
 
 def test_docker_format_refusal_has_no_placeholder() -> None:
-    from sneaker.delta import docker_format_refusal
+    from sneaker.archive.delta import docker_format_refusal
 
     hint = docker_format_refusal().hint
     assert hint is not None

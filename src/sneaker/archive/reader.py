@@ -46,11 +46,11 @@ of :attr:`ImageRecord.children`. Every manifest that is present must have its
 config and layers (bar non-distributable layers that carry ``urls``, and
 the layers a delta's marker lists).
 
-A *delta* (see :mod:`sneaker.delta`: an OCI layout with a
+A *delta* (see :mod:`sneaker.archive.delta`: an OCI layout with a
 ``sneaker-delta.json`` marker, leaving out layers the other side has) opens
 only with ``allow_delta=True`` (``push``, ``inventory``); its marker is then
 :attr:`ArchiveSource.delta`. Without ``allow_delta`` it is refused with
-:func:`sneaker.delta.delta_refusal`.
+:func:`sneaker.archive.delta.delta_refusal`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
-from ..delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -86,6 +85,7 @@ from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
 from ..util.closing import Closing
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
+from .delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker, delta_refusal
 from .split import SplitReader, part_path, preadinto, split_parts
 from .tar import blob_member
 
@@ -483,7 +483,7 @@ class ArchiveSource(Closing):
 def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
     """Open an archive, a layout directory or a split archive for reading (see module doc).
 
-    A delta archive (:mod:`sneaker.delta`) is opened only with ``allow_delta``;
+    A delta archive (:mod:`sneaker.archive.delta`) is opened only with ``allow_delta``;
     otherwise it is refused with an error saying what to do with it.
     """
     path = Path(path)
@@ -536,8 +536,6 @@ def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
         store.close()
         raise
     if source.delta is not None and not allow_delta:
-        from ..delta import delta_refusal
-
         source.close()
         raise delta_refusal(path, source.delta)
     return source

@@ -23,7 +23,7 @@ from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
 
 if TYPE_CHECKING:
-    from ..delta import DeltaMarker
+    from ..archive.delta import DeltaMarker
     from ..registry.client import RegistryClient, RegistryOptions
     from ..settings import RegistrySettings
 

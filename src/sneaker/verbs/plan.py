@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..errors import UnsupportedError, UsageError
+from ..errors import ArchiveError, NotFound, UnsupportedError, UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
 from ..image.model import Descriptor, Manifest
@@ -52,6 +52,7 @@ from ..registry.options import check_explicit_credentials
 from ..transfer.cache import BlobCache
 from ..transfer.fetch import BlobJob, fetch_blobs
 from ..transfer.remote import Resolved, resolve
+from ..util.jsondoc import DocumentKind
 from ..util.progress import NullProgress, Progress
 from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PLAN_FILE",
     "PLAN_FORMAT",
+    "PLAN_KIND",
     "PLAN_VERSION",
     "PlanResult",
     "PlannedImage",
@@ -75,6 +77,26 @@ __all__ = [
 PLAN_FILE = "plan.json"
 PLAN_FORMAT = "sneaker-plan"
 PLAN_VERSION = 1
+#: plan files larger than this are refused
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def _no_plan(path: Path) -> NotFound:
+    return NotFound(
+        f"{path} is missing", hint="give the directory that `sneaker plan -o DIR` wrote"
+    )
+
+
+#: ``plan.json`` as a versioned JSON document (format, version, size cap); assemble reads it
+PLAN_KIND = DocumentKind(
+    format=PLAN_FORMAT,
+    version=PLAN_VERSION,
+    noun="plan",
+    max_bytes=MAX_PLAN_BYTES,
+    error=ArchiveError,
+    missing=_no_plan,
+    version_hint="assemble it with the sneaker version that made the plan, or a newer one",
+)
 #: image configs larger than this are refused (they are JSON documents)
 
 
@@ -181,8 +203,7 @@ def plan_document(images: Sequence[PlannedImage], request: PlatformRequest) -> d
     """The content of ``plan.json`` (pure: the same images give the same document)."""
     unique = _unique_blobs(images)
     return {
-        "format": PLAN_FORMAT,
-        "version": PLAN_VERSION,
+        **PLAN_KIND.fields(),
         "created_by": f"sneaker {__version__}",
         "platform": _request_json(request),
         "images": [_image_json(i) for i in images],

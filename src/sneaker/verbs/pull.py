@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
 from ..archive.tar import check_output_path
 from ..errors import UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
 from ..image.reference import Reference, parse_reference
@@ -28,12 +30,11 @@ from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 
 if TYPE_CHECKING:
-    from ..delta import DeltaMarker
-    from ..inventory import Inventory
+    from ..image.inventory import Inventory
     from ..registry.client import RegistryClient, RegistryOptions
     from ..settings import RegistrySettings
 
-__all__ = ["PullResult", "PulledImage", "default_output_name", "pull"]
+__all__ = ["PullResult", "PulledImage", "default_output_name", "plan_delta", "pull"]
 
 FORMATS = ("docker", "oci")
 
@@ -104,6 +105,30 @@ def _output_kind(output: Path | str, fmt: str) -> str:
     return "oci-archive"
 
 
+def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
+    """The layers of ``records`` that ``base`` has, as a marker.
+
+    Only layers are left out: indexes, manifests and configs always travel (a
+    digest that is a config anywhere in ``records`` is never omitted), and so
+    does a non-distributable layer (one with ``urls``), which registries may
+    not hold.
+    """
+    configs = {m.config.digest for r in records for m in r.manifests()}
+    omitted: dict[Digest, OmittedBlob] = {}
+    for record in records:
+        for manifest in record.manifests():
+            for layer in manifest.layers:
+                if layer.digest in configs or layer.digest in omitted or layer.urls:
+                    continue
+                known = base.blobs.get(layer.digest)
+                if known is None or known.size != layer.size:
+                    continue
+                omitted[layer.digest] = OmittedBlob(
+                    layer.digest, layer.size, layer.media_type, tuple(sorted(known.repositories))
+                )
+    return DeltaMarker(omitted, tuple(base.sources))
+
+
 def pull(
     references: Sequence[str | Reference],
     output: Path | str | None = None,
@@ -127,17 +152,15 @@ def pull(
     (mirrors, insecure and blocked registries; default: :func:`sneaker.settings.load_settings`)
     only change where bytes come from: images keep their original names.
 
-    ``base`` (what the other side has: :func:`sneaker.inventory.load_base` of
-    ``--since`` archives and ``--have`` inventories) makes a delta: the layers
-    it has are neither downloaded nor written, and the archive is an OCI layout
-    with a marker (see :mod:`sneaker.delta`); ``format`` defaults to ``oci``
+    ``base`` (what the other side has: :func:`sneaker.verbs.inventory.load_base` of
+    ``--since`` archives and ``--have`` inventories) makes a delta (:func:`plan_delta`):
+    the layers it has are neither downloaded nor written, and the archive is an OCI
+    layout with a marker (see :mod:`sneaker.archive.delta`); ``format`` defaults to ``oci``
     then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
     """
     if format is None:
         format = "oci" if base is not None else "docker"
     if base is not None and format == "docker":
-        from ..delta import docker_format_refusal
-
         raise docker_format_refusal()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
@@ -195,8 +218,6 @@ def pull(
 
         delta = None
         if base is not None:
-            from ..delta import plan_delta
-
             delta = plan_delta([item.record for _, item in resolved], base)
             if not delta.omitted:
                 progress.message("the base has none of these layers: writing a full archive")

@@ -12,7 +12,7 @@ Composition only: reading is :func:`sneaker.archive.open_archive`, the wire is
 2. child manifests by digest, image manifests before the indexes that list them;
 3. the image's own manifest or index, under its tag.
 
-A delta archive (:mod:`sneaker.delta`) leaves out layers its base had: each
+A delta archive (:mod:`sneaker.archive.delta`) leaves out layers its base had: each
 is looked for in the target repository, then mounted from the repositories the
 delta's marker recorded (on the target registry, as they are and renamed as
 this push renames images). Those go first, and one found nowhere stops the
@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from ..delta import mount_sources
 from ..errors import (
     ArchiveError,
     AuthError,
@@ -77,6 +76,7 @@ __all__ = [
     "PushResult",
     "PushedImage",
     "TargetPrefix",
+    "mount_sources",
     "parse_target",
     "plan_targets",
     "push",
@@ -431,7 +431,7 @@ def push(
     with ExitStack() as stack:
         source: ArchiveSource = stack.enter_context(open_archive(archive_path, allow_delta=True))
         parsed = parse_target(target) if isinstance(target, str) else target
-        # a delta leaves out layers the target must have already (see sneaker.delta)
+        # a delta leaves out layers the target must have already (see sneaker.archive.delta)
         omitted = source.delta.omitted if source.delta is not None else {}
         rename = parsed.apply if isinstance(parsed, TargetPrefix) else None
         targets = plan_targets(source.records, parsed, source.names)
@@ -707,3 +707,46 @@ def _put(client: RegistryClient, ref: Reference, identifier: str, node: Manifest
             f"{ref.registry} stored {ref.repository}:{identifier} as {answered}, "
             f"not as {node.digest}"
         )
+
+
+def mount_sources(
+    repositories: Iterable[str],
+    registry: str,
+    repository: str,
+    rename: Callable[[Reference], Reference] | None = None,
+) -> list[str]:
+    """Repositories of ``registry`` worth asking to mount an omitted blob from, best first.
+
+    ``repositories`` are where the base knew the blob (``registry/path``). In
+    order: those on ``registry`` itself; those renamed as the push renames its
+    images (``rename``, e.g. a target prefix: ``old.example/team/base`` pushed
+    below ``registry/mirror`` is ``mirror/team/base`` there); the same paths on
+    ``registry`` (the base was pushed under its own names). ``repository``, the
+    push's own target, is left out: a HEAD there comes first anyway.
+    """
+    parsed: list[Reference] = []
+    for text in repositories:
+        try:
+            parsed.append(parse_reference(text, default_tag=None))
+        except InvalidReference:
+            continue
+    found: list[str] = []
+
+    def add(path: str) -> None:
+        if path != repository and path not in found:
+            found.append(path)
+
+    for ref in parsed:
+        if ref.registry == registry:
+            add(ref.repository)
+    if rename is not None:
+        for ref in parsed:
+            try:
+                renamed = rename(ref)
+            except UsageError:
+                continue
+            if renamed.registry == registry:
+                add(renamed.repository)
+    for ref in parsed:
+        add(ref.repository)
+    return found
