@@ -18,7 +18,7 @@ from ..image import mediatypes as mt
 from ..image.digest import Digest
 from ..image.inventory import Inventory
 from ..image.model import Descriptor, Index, Manifest, parse_manifest
-from ..registry.client import RegistryClient
+from ..registry.reader import RegistryReader
 from ..util.progress import NullProgress, Progress, count
 
 __all__ = ["MAX_INDEX_DEPTH", "WalkLimits", "inventory_from_registry"]
@@ -38,7 +38,7 @@ class WalkLimits:
 
 @dataclass
 class _Walk:
-    client: RegistryClient
+    client: RegistryReader
     inventory: Inventory
     limits: WalkLimits
     progress: Progress
@@ -142,7 +142,7 @@ class _Walk:
 
 
 def inventory_from_registry(
-    client: RegistryClient,
+    client: RegistryReader,
     targets: Sequence[tuple[str, str | None]] | None = None,
     *,
     limits: WalkLimits | None = None,

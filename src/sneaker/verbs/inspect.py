@@ -24,7 +24,8 @@ from ..image.selection import PlatformRequest
 
 if TYPE_CHECKING:
     from ..archive.delta import DeltaMarker
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.client import RegistryOptions
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 __all__ = ["ImageReport", "InspectReport", "ManifestReport", "inspect"]
@@ -208,7 +209,7 @@ def inspect(
     *,
     options: RegistryOptions | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> InspectReport:
     """Describe an archive (by path) or a remote image (by reference).
 
@@ -244,7 +245,7 @@ def _inspect_archive(target: str | Path) -> InspectReport:
         return report
 
 
-def _tags_hint(client: RegistryClient, repository: str) -> str | None:
+def _tags_hint(client: RegistryReader, repository: str) -> str | None:
     """``the repository's tags: a, b, ... (N in all)`` or None when they cannot be listed."""
     try:
         tags = client.list_tags(repository)
@@ -257,7 +258,7 @@ def _tags_hint(client: RegistryClient, repository: str) -> str | None:
     return f"the repository's tags: {shown}{more}"
 
 
-def _inspect_remote(ref: Reference, client: RegistryClient) -> InspectReport:
+def _inspect_remote(ref: Reference, client: RegistryReader) -> InspectReport:
     from ..transfer.remote import resolve
 
     try:

@@ -31,7 +31,8 @@ from ..util.jsondoc import read_document
 from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.client import RegistryOptions
+    from ..registry.reader import RegistryReader
 
 __all__ = [
     "RegistrySource",
@@ -94,7 +95,7 @@ def inventory(
     options: RegistryOptions | None = None,
     limits: WalkLimits | None = None,
     progress: Progress | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> Inventory:
     """One inventory of every source (archives and registries); written to ``output`` if given."""
     if not sources:
@@ -111,7 +112,7 @@ def inventory(
     with ExitStack() as stack:
         if client_factory is None:
             from ..registry.client import RegistryOptions as _Options
-            from ..registry.mirrors import make_client_factory
+            from ..registry.mirrors import TargetClientFactory
             from ..settings import load_settings
 
             opts = options or _Options()
@@ -121,7 +122,7 @@ def inventory(
                     settings.check_blocked(item.registry)
             # what the named registry itself holds: its insecure/blocked settings apply,
             # mirrors do not (a mirror's contents say nothing about the registry's)
-            client_factory = stack.enter_context(make_client_factory(settings, opts, push=True))
+            client_factory = stack.enter_context(TargetClientFactory(settings, opts))
 
         whole: set[str] = set()
         targets: dict[str, list[tuple[str, str | None]]] = {}

@@ -58,6 +58,7 @@ from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 __all__ = [
@@ -383,18 +384,6 @@ def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformReq
     (tmp / "README.txt").write_text(readme, encoding="utf-8", newline="\n")
 
 
-def _fetch_source(client: RegistryClient, ref: Reference) -> tuple[RegistryClient, str, str | None]:
-    """The client and repository that served ``ref``'s manifest, and ``host/repo`` if a mirror."""
-    from ..registry.mirrors import MirroringClient
-
-    if not isinstance(client, MirroringClient):
-        return client, ref.repository, None
-    served, repository, endpoint = client.source_for(ref.repository, ref.identifier)
-    if (served.registry, repository) == (ref.registry, ref.repository):
-        return served, repository, None
-    return served, repository, endpoint.describe(ref.repository)
-
-
 def _blob_url_maker(client: RegistryClient, repository: str) -> Callable[[Digest], str]:
     base = client.transport.url(f"/v2/{quote(repository, safe='/')}/blobs/")
 
@@ -413,7 +402,7 @@ def plan(
     jobs: int = 4,
     progress: Progress | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> PlanResult:
     """Resolve ``references`` now and write a download plan into the directory ``output``.
 
@@ -472,7 +461,9 @@ def plan(
                 found = check_record_configs(record, read_config, ref.familiar, request)
                 if found is not None:
                     platforms = (found,)
-                client, repository, fetch_from = _fetch_source(client_for(ref.registry), ref)
+                client, repository, fetch_from = client_for(ref.registry).served_from(
+                    ref.repository, ref.identifier
+                )
                 images.append(
                     PlannedImage(
                         record=record,

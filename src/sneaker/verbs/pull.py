@@ -31,7 +31,8 @@ from .output import WrittenOutput
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.client import RegistryOptions
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 __all__ = ["PullResult", "PulledImage", "default_output_name", "plan_delta", "pull"]
@@ -141,7 +142,7 @@ def pull(
     jobs: int = 4,
     split: int | None = None,
     progress: Progress | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
     settings: RegistrySettings | None = None,
     base: Inventory | None = None,
 ) -> PullResult:

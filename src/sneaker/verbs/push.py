@@ -438,7 +438,7 @@ def push(
         synthesised = source.format == "docker-legacy"
 
         if client_factory is None:
-            from ..registry.mirrors import make_client_factory
+            from ..registry.mirrors import TargetClientFactory
             from ..registry.options import RegistryOptions as _Options
             from ..settings import load_settings
 
@@ -449,7 +449,7 @@ def push(
             settings = load_settings(plain_http=opts.plain_http)
             for ref in targets:
                 settings.check_blocked(f"{ref.registry}/{ref.repository}")
-            client_factory = stack.enter_context(make_client_factory(settings, opts, push=True))
+            client_factory = stack.enter_context(TargetClientFactory(settings, opts))
             # each target registry once, first: one that is down fails the push here, with
             # one error, instead of in every upload thread
             for registry in dict.fromkeys(ref.registry for ref in targets):

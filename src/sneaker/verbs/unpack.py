@@ -418,7 +418,7 @@ def _check_blob(compressed: _Hashing, desc: Descriptor, what: str) -> None:
 
 
 if TYPE_CHECKING:  # for unpack_remote (kept beside it)
-    from ..registry.client import RegistryClient
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 
@@ -434,7 +434,7 @@ def unpack_remote(
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> UnpackResult:
     """Unpack an image straight from a registry: resolve, fetch into the cache, apply.
 
