@@ -64,7 +64,7 @@ import re
 import tarfile
 from collections.abc import Callable, Container, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, cast
 
 from ..errors import (
     ArchiveError,
@@ -80,7 +80,7 @@ from ..image import mediatypes as mt
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..image.records import ImageRecord
+from ..image.records import ImageRecord, ImageSource
 from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
 from ..util.closing import Closing
@@ -385,7 +385,7 @@ class _DirStore(_Store):
 
 
 class ArchiveSource(Closing):
-    """An archive or layout opened for reading: its images and a :class:`BlobSource`.
+    """An archive or layout opened for reading: an :class:`~sneaker.image.records.ImageSource`.
 
     ``records`` are the named images; ``names`` (same order) the name each
     record has in the archive as written there: a full reference, or a bare
@@ -407,7 +407,7 @@ class ArchiveSource(Closing):
         self._members: dict[Digest, str] = {}
         self._memory: dict[Digest, bytes] = {}
 
-    # -- BlobSource --------------------------------------------------------
+    # -- ImageSource -------------------------------------------------------
 
     def _member_of(self, digest: Digest) -> str | None:
         name = self._members.get(digest)
@@ -475,6 +475,10 @@ class ArchiveSource(Closing):
 
     def __repr__(self) -> str:
         return f"<ArchiveSource {self.format} {self.path} images={len(self.records)}>"
+
+
+if TYPE_CHECKING:  # mypy proves that an ArchiveSource is an ImageSource
+    _source: type[ImageSource] = ArchiveSource
 
 
 # -- opening -------------------------------------------------------------------

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..archive.docker_archive import write_docker_archive
+from ..archive.oci_layout import write_oci_layout
+from ..archive.split import split_parts
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -324,9 +327,6 @@ def assemble(
     progress: Progress | None = None,
 ) -> AssembleResult:
     """Check the plan in ``plan_dir`` and write its images to ``output`` in ``format``."""
-    from ..archive import write_docker_archive, write_oci_layout
-    from ..archive.split import split_parts
-
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     directory = Path(plan_dir)

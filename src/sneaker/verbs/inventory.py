@@ -26,12 +26,14 @@ from ..errors import InvalidReference, UsageError
 from ..image.inventory import INVENTORY_KIND, Inventory
 from ..image.records import ImageSource
 from ..image.reference import parse_reference
+from ..registry.mirrors import TargetClientFactory
+from ..registry.options import RegistryOptions
+from ..settings import load_settings
 from ..transfer.walk import WalkLimits, inventory_from_registry
 from ..util.jsondoc import read_document
 from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
-    from ..registry.client import RegistryOptions
     from ..registry.reader import RegistryReader
 
 __all__ = [
@@ -111,11 +113,7 @@ def inventory(
     result = Inventory()
     with ExitStack() as stack:
         if client_factory is None:
-            from ..registry.client import RegistryOptions as _Options
-            from ..registry.mirrors import TargetClientFactory
-            from ..settings import load_settings
-
-            opts = options or _Options()
+            opts = options or RegistryOptions()
             settings = load_settings(plain_http=opts.plain_http)
             for item in classified:
                 if not isinstance(item, Path):

@@ -48,6 +48,7 @@ from ..image.platform import Platform
 from ..image.records import ImageRecord
 from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
+from ..registry.mirrors import client_factory_for
 from ..registry.options import check_explicit_credentials
 from ..transfer.cache import BlobCache
 from ..transfer.fetch import BlobJob, fetch_blobs
@@ -420,8 +421,6 @@ def plan(
     unique_refs = list(dict.fromkeys(refs))
     output_path = Path(output)
     progress = progress or NullProgress()
-
-    from ..registry.mirrors import client_factory_for
 
     tmp = _prepare_output(output_path)
     try:

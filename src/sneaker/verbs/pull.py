@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
+from ..archive.docker_archive import write_docker_archive
+from ..archive.oci_layout import write_oci_layout
+from ..archive.split import split_parts
 from ..archive.tar import check_output_path
 from ..errors import UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
@@ -22,16 +25,17 @@ from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
 from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
-from ..registry.options import check_explicit_credentials
+from ..registry.mirrors import make_client_factory
+from ..registry.options import RegistryOptions, check_explicit_credentials
+from ..settings import load_settings
 from ..transfer.cache import BlobCache, default_cache_dir
 from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
-from ..transfer.remote import Resolved, resolve
+from ..transfer.source import resolve_images
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
-    from ..registry.client import RegistryOptions
     from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
@@ -198,10 +202,6 @@ def pull(
 
     with ExitStack() as stack:
         if client_factory is None:
-            from ..registry.client import RegistryOptions
-            from ..registry.mirrors import make_client_factory
-            from ..settings import load_settings
-
             opts = options or RegistryOptions()
             # registries.conf, daemon.json and --mirror: mirrors, insecure hosts, blocks
             settings = settings or load_settings(plain_http=opts.plain_http)
@@ -212,32 +212,26 @@ def pull(
         else:
             cache = stack.enter_context(BlobCache.temporary(output_path.parent.resolve()))
 
-        resolved: list[tuple[Reference, Resolved]] = []
-        for ref in refs:
-            progress.message(f"resolving {ref.familiar}")
-            resolved.append((ref, resolve(client_factory(ref.registry), ref, request)))
+        source = resolve_images(refs, client_factory, request, cache=cache, progress=progress)
+        resolved = [(image.ref, image.resolved) for image in source.images]
 
         delta = None
         if base is not None:
-            delta = plan_delta([item.record for _, item in resolved], base)
+            delta = plan_delta(source.records, base)
             if not delta.omitted:
                 progress.message("the base has none of these layers: writing a full archive")
                 delta = None
         skipped = delta.omitted if delta is not None else {}
 
         def blob_jobs(configs: bool) -> list[BlobJob]:
-            jobs_list: list[BlobJob] = []
-            for ref, item in resolved:
-                client = client_factory(ref.registry)
-                config_digests = {m.config.digest for m in item.record.manifests()}
-                for desc in item.record.blobs():
-                    if desc.digest in skipped or (desc.digest in config_digests) != configs:
-                        continue  # the other side has it: not downloaded, not written
-                    if configs and desc.size > MAX_CONFIG_BYTES:
-                        continue  # refused by its declared size: never downloaded
-                    label = f"{ref.familiar} {desc.digest.short}"
-                    jobs_list.append(BlobJob(client, ref.repository, desc, label))
-            return jobs_list
+            return [
+                job
+                for job in source.jobs(configs=configs)
+                # the other side has it: not downloaded, not written
+                if job.desc.digest not in skipped
+                # a config refused by its declared size: never downloaded
+                and not (configs and job.desc.size > MAX_CONFIG_BYTES)
+            ]
 
         def read_config(manifest: Manifest) -> bytes:
             if manifest.config.size > MAX_CONFIG_BYTES:
@@ -273,8 +267,6 @@ def pull(
         def write(blobs: BlobSource) -> None:
             """The archive, written while the layers download: each blob is copied
             in the writer's fixed order as soon as it is in the cache."""
-            from ..archive import write_docker_archive, write_oci_layout
-
             if kind == "docker-archive":
                 write_docker_archive(records, blobs, output_path, split=split)
             else:
@@ -297,7 +289,5 @@ def pull(
             resumed=config_stats.resumed + layer_stats.resumed,
         )
         if split is not None:
-            from ..archive.split import split_parts
-
             result.parts = split_parts(output_path) or []
         return result
