@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
+from ..archive import open_archive
 from ..errors import (
     ArchiveError,
     AuthError,
@@ -66,11 +67,14 @@ from ..layers.recompress import (
     rewrite_index,
     rewrite_manifest,
 )
+from ..registry.mirrors import TargetClientFactory
+from ..registry.options import RegistryOptions
+from ..settings import load_settings
 from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from ..archive import ArchiveSource
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.client import RegistryClient
 
 __all__ = [
     "PushResult",
@@ -420,8 +424,6 @@ def push(
     the compressed copies of legacy layers while they are pushed (default: the
     system temp directory).
     """
-    from ..archive import open_archive
-
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = progress or NullProgress()
@@ -438,11 +440,7 @@ def push(
         synthesised = source.format == "docker-legacy"
 
         if client_factory is None:
-            from ..registry.mirrors import TargetClientFactory
-            from ..registry.options import RegistryOptions as _Options
-            from ..settings import load_settings
-
-            opts = options or _Options()
+            opts = options or RegistryOptions()
             # registries.conf and daemon.json: a blocked target is refused before any
             # request (exit 3, naming the file and line); an insecure one is reached as
             # they say. Mirrors and locations are for reading: pushes go to the target.

@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, cast
 
 from .. import __version__
+from ..archive import open_archive
 from ..errors import InvalidDigest, NetworkError, SneakerError, UsageError
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
@@ -1026,8 +1027,6 @@ def serve(
     An address that cannot be bound (in use, not this machine's) raises
     :class:`~sneaker.errors.NetworkError`.
     """
-    from ..archive import open_archive
-
     if not paths:
         raise UsageError("no archive to serve", hint="name at least one: sneaker serve images.tar")
     opened: list[tuple[str, ImageSource]] = []
