@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from ..errors import NotFound
 from ..image.digest import Digest
 from ..image.model import Descriptor
 from ..image.records import ImageRecord, ImageSource
@@ -125,7 +126,10 @@ class RegistrySource:
     def open_blob(self, desc: Descriptor) -> Iterator[BinaryIO]:
         """The blob from the cache (downloaded into it first when missing), or streamed
         from the registry when there is no cache."""
-        image, _ = self._origins.get(desc.digest, (self.images[0], desc))
+        origin = self._origins.get(desc.digest)
+        if origin is None:
+            raise NotFound(f"blob {desc.digest} is not one of the images' blobs")
+        image = origin[0]
         if self.cache is None:
             with image.client.open_blob(image.ref.repository, desc.digest) as response:
                 yield cast(BinaryIO, io.BufferedReader(_ResponseStream(response), _CHUNK))
