@@ -13,22 +13,16 @@ from typing import Any, BinaryIO, cast
 import pytest
 
 from sneaker.archive import open_archive, write_docker_archive, write_oci_layout
-from sneaker.delta import (
-    DELTA_MARKER,
-    DeltaMarker,
-    OmittedBlob,
-    delta_refusal,
-    mount_sources,
-    plan_delta,
-)
+from sneaker.archive.delta import DELTA_MARKER, DeltaMarker, OmittedBlob, delta_refusal
 from sneaker.errors import ArchiveError, NotFound, UnsupportedError, UsageError
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
+from sneaker.image.inventory import Inventory
 from sneaker.image.model import Descriptor, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference
-from sneaker.inventory import Inventory
-from sneaker.verbs.push import TargetPrefix, push
+from sneaker.verbs.pull import plan_delta
+from sneaker.verbs.push import TargetPrefix, mount_sources, push
 from sneaker.verbs.verify import verify_archive
 from tests.unit.test_archive_common import Blobs, dumps, make_record, tar_json, tar_members
 
@@ -419,7 +413,7 @@ def test_delta_refusal_names_the_base_and_not_a_placeholder() -> None:
 
 
 def test_docker_format_refusal_has_no_placeholder() -> None:
-    from sneaker.delta import docker_format_refusal
+    from sneaker.archive.delta import docker_format_refusal
 
     hint = docker_format_refusal().hint
     assert hint is not None

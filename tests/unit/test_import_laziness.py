@@ -90,7 +90,9 @@ def test_pull_command_loads_no_inventory_or_reader_code(tmp_path: Path) -> None:
     assert {"sneaker.cli.pull", "sneaker.verbs.pull"} <= loaded
     assert not loaded & {
         "sneaker.cli.plan",
-        "sneaker.inventory",
+        "sneaker.image.inventory",
+        "sneaker.verbs.inventory",
+        "sneaker.transfer.walk",
         "sneaker.archive.reader",
         "sneaker.layers.apply",
     }

@@ -11,21 +11,21 @@ import pytest
 
 from sneaker.archive import write_docker_archive, write_oci_layout
 from sneaker.cli.main import main
-from sneaker.delta import plan_delta
 from sneaker.errors import AuthError, NotFound, UnsupportedError, UsageError
 from sneaker.image.digest import Digest
+from sneaker.image.inventory import Inventory
 from sneaker.image.model import Index, Manifest
-from sneaker.inventory import (
-    Inventory,
-    WalkLimits,
+from sneaker.transfer.walk import WalkLimits, inventory_from_registry
+from sneaker.verbs.inventory import (
+    RegistrySource,
+    classify_source,
+    inventory,
     inventory_from_archive,
-    inventory_from_registry,
     load_base,
     load_inventory,
     write_inventory,
 )
-from sneaker.registry.client import RegistryClient
-from sneaker.verbs.inventory import RegistrySource, classify_source, inventory
+from sneaker.verbs.pull import plan_delta
 from tests.unit.test_archive_common import Blobs, make_index, make_manifest, make_record
 
 SHARED = {"bin/tool": b"shared"}
@@ -187,6 +187,8 @@ def test_load_base_merges_archives_and_inventory_files(tmp_path: Path) -> None:
 
 @dataclass
 class FakeClient:
+    """The read methods of a :class:`~sneaker.registry.reader.RegistryReader` the walk uses."""
+
     registry: str
     repos: dict[str, dict[str, bytes]]  # repository -> tag or digest -> raw manifest
     catalog_error: Exception | None = None
@@ -234,7 +236,7 @@ def _registry_fixture() -> tuple[FakeClient, Manifest, Manifest, Index]:
 
 
 def _walk(client: FakeClient, *args: Any, **kwargs: Any) -> Inventory:
-    return inventory_from_registry(cast(RegistryClient, client), *args, **kwargs)
+    return inventory_from_registry(client, *args, **kwargs)
 
 
 def test_registry_walk_follows_catalog_tags_and_indexes() -> None:
@@ -341,7 +343,7 @@ def test_verb_merges_sources_and_writes_the_file(tmp_path: Path) -> None:
     result = inventory(
         [str(archive), "r.example/base/app:1"],
         out,
-        client_factory=lambda registry: cast(RegistryClient, client),
+        client_factory=lambda registry: client,
     )
     assert load_inventory(out).to_json() == result.to_json()
     assert result.sources == [f"archive {archive}", "registry r.example"]

@@ -1,30 +1,26 @@
 """Reading through mirrors: a blob whose bytes do not match its digest comes from the next
-endpoint. The real download engine (``fetch_one``) and cache, with in-memory endpoint clients
-that answer ``open_blob`` with real ``BlobResponse`` objects. No sockets.
+endpoint. The real download engine (``fetch_one``), cache and endpoint clients, each client
+on a registry in memory (:mod:`tests.fixtures.memory_registry`). No sockets.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
-from typing import cast
 
 import pytest
-import urllib3
 
-from sneaker.errors import IntegrityError, NotFound
+from sneaker.errors import IntegrityError
 from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor
-from sneaker.registry.client import BlobResponse, RegistryClient
+from sneaker.registry.client import RegistryClient
 from sneaker.registry.mirrors import MirroringClient
-from sneaker.registry.problems import Subject
-from sneaker.registry.transport import Sent
 from sneaker.settings import load_settings
 from sneaker.settings.endpoints import Endpoint
 from sneaker.transfer.cache import BlobCache
 from sneaker.transfer.fetch import BlobJob, fetch_one
 from sneaker.util.progress import NullProgress
+from tests.fixtures.memory_registry import MemoryRegistry, Recorded
 
 ORIGIN = "origin.example"
 FIRST = "mirror-1.example"
@@ -48,46 +44,26 @@ def flipped(data: bytes, at: int = 1000) -> bytes:
 
 
 class Endpoints:
-    """What each endpoint host holds (digest -> bytes it sends) and every GET it answered."""
+    """What each endpoint host holds (digest -> bytes it sends), as a registry in memory each,
+    and every blob GET they answered."""
 
     def __init__(self, content: dict[str, dict[Digest, bytes]]) -> None:
-        self.content = content
-        self.gets: list[tuple[str, Digest, int]] = []
+        self.journal: list[Recorded] = []
+        self.registries = {host: MemoryRegistry(host, journal=self.journal) for host in content}
+        for host, blobs in content.items():
+            self.registries[host].blobs[REPO] = {str(d): data for d, data in blobs.items()}
 
     def open(self, endpoint: Endpoint) -> RegistryClient:
-        return cast("RegistryClient", _Client(endpoint.registry, self))
+        return RegistryClient(endpoint.registry, transport=self.registries[endpoint.registry])
+
+    @property
+    def gets(self) -> list[tuple[str, Digest, int]]:
+        """(host, digest, offset) of every blob GET, in the order they were made."""
+        gets = [(seen.host, seen.blob_get()) for seen in self.journal]
+        return [(host, Digest.parse(get[0]), get[1]) for host, get in gets if get is not None]
 
     def asked(self, host: str, digest: Digest) -> int:
         return sum(1 for h, d, _ in self.gets if (h, d) == (host, digest))
-
-
-class _Client:
-    """One endpoint: ``open_blob`` as a registry answers it (200, or 206 from ``offset``)."""
-
-    def __init__(self, registry: str, endpoints: Endpoints) -> None:
-        self.registry = registry
-        self._endpoints = endpoints
-
-    def open_blob(
-        self, repository: str, digest: Digest, offset: int = 0, validator: str | None = None
-    ) -> BlobResponse:
-        self._endpoints.gets.append((self.registry, digest, offset))
-        data = self._endpoints.content[self.registry].get(digest)
-        if data is None:
-            raise NotFound(f"blob {digest} unknown to {self.registry}")
-        headers = {"Content-Length": str(len(data) - offset), "ETag": f'"{digest}"'}
-        status = 200
-        if offset:
-            status = 206
-            headers["Content-Range"] = f"bytes {offset}-{len(data) - 1}/{len(data)}"
-        raw = urllib3.HTTPResponse(
-            body=io.BytesIO(data[offset:]), headers=headers, status=status, preload_content=False
-        )
-        url = f"http://{self.registry}/v2/{repository}/blobs/{digest}"
-        return BlobResponse(Sent(raw, url), Subject(self.registry, repository, "blob", str(digest)))
-
-    def close(self) -> None:
-        pass
 
 
 def mirroring(endpoints: Endpoints, *mirrors: str) -> MirroringClient:
@@ -98,8 +74,7 @@ def mirroring(endpoints: Endpoints, *mirrors: str) -> MirroringClient:
 
 
 def fetch(client: MirroringClient, cache: BlobCache, desc: Descriptor) -> str:
-    job = BlobJob(cast("RegistryClient", client), REPO, desc)
-    return fetch_one(job, cache, NullProgress())
+    return fetch_one(BlobJob(client, REPO, desc), cache, NullProgress())
 
 
 def test_bad_bytes_from_a_mirror_come_from_the_next_mirror(tmp_path: Path) -> None:

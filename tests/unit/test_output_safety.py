@@ -26,9 +26,9 @@ from sneaker.archive.split import SplitWriter, part_path
 from sneaker.archive.tar import check_output_path, refuse_overwriting_inputs
 from sneaker.cli.main import main
 from sneaker.errors import UsageError
+from sneaker.image.inventory import Inventory
 from sneaker.image.records import ImageRecord
-from sneaker.inventory import Inventory, write_inventory
-from sneaker.verbs.inventory import inventory
+from sneaker.verbs.inventory import inventory, write_inventory
 from tests.unit.test_archive_common import Blobs, make_record
 
 

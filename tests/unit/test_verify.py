@@ -33,10 +33,10 @@ from sneaker.errors import ArchiveError, NotFound, VerificationFailed
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
-from sneaker.image.records import ImageRecord
+from sneaker.image.records import ImageRecord, ImageSource
 from sneaker.image.reference import parse_reference
 from sneaker.layers.apply import LayerLimits
-from sneaker.verbs.verify import VerifiableSource, verify, verify_archive, verify_or_raise
+from sneaker.verbs.verify import verify, verify_archive, verify_or_raise
 from tests.unit.test_archive_common import Blobs, make_record
 
 
@@ -145,13 +145,15 @@ class Layout:
 
 
 class DirSource:
-    """Reads a :class:`Layout` directory the way an archive reader hands it over."""
+    """Reads a :class:`Layout` directory the way an archive reader hands it over: an
+    :class:`~sneaker.image.records.ImageSource`."""
 
     format = "oci-layout"
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.records: list[ImageRecord] = []
+        self.names: list[str | None] = []
         index = json.loads((root / "index.json").read_bytes())
         for entry in index["manifests"]:
             desc = Descriptor.from_json(entry)
@@ -166,6 +168,7 @@ class DirSource:
             name = entry.get("annotations", {}).get("io.containerd.image.name")
             reference = parse_reference(name) if name else None
             self.records.append(ImageRecord(reference, root_node, children))
+            self.names.append(name)
 
     def _path(self, digest: Digest) -> Path:
         return self.root / "blobs" / digest.algorithm / digest.hex
@@ -205,7 +208,7 @@ def tar_of(root: Path) -> Path:
     return out
 
 
-def open_source(root: Path, kind: str) -> VerifiableSource:
+def open_source(root: Path, kind: str) -> ImageSource:
     """``kind``: ``dir`` (DirSource), ``layout`` or ``tar`` (open_archive)."""
     if kind == "dir":
         return DirSource(root)

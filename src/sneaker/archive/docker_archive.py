@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import UsageError
 from ..image.digest import Digest
@@ -30,10 +30,8 @@ from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
 from ..image.reference import Reference
 from ._layout import write_layout_tar
+from .delta import DeltaMarker, docker_format_refusal
 from .tar import TarWriter, blob_member, dump_json, output_sink
-
-if TYPE_CHECKING:
-    from ..delta import DeltaMarker
 
 __all__ = ["docker_metadata", "write_docker_archive"]
 
@@ -94,8 +92,6 @@ def write_docker_archive(
     when a blob does not match its descriptor. ``out`` appears only once complete.
     """
     if delta is not None:
-        from ..delta import docker_format_refusal
-
         raise docker_format_refusal()
     if not records:
         raise UsageError("no images to write")

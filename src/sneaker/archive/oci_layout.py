@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ArchiveError, UnsupportedError, UsageError
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor
@@ -42,10 +42,8 @@ from ._layout import (
     layout_blobs,
     write_layout_tar,
 )
+from .delta import DELTA_MARKER, DeltaMarker
 from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink, temp_name
-
-if TYPE_CHECKING:
-    from ..delta import DeltaMarker
 
 try:
     import fcntl
@@ -68,7 +66,7 @@ def write_oci_layout(
 
     ``split`` cuts a tar into parts (see :mod:`sneaker.archive.split`); it
     does not apply to a directory. ``delta`` makes a delta archive (see
-    :mod:`sneaker.delta`): the layers it lists are left out and its marker is
+    :mod:`sneaker.archive.delta`): the layers it lists are left out and its marker is
     written; a delta directory must not hold images yet. Returns the files written:
     ``[out]`` (the tar or the directory), or the parts then ``out.sha256``.
     """
@@ -77,8 +75,6 @@ def write_oci_layout(
     omit: frozenset[Any] = frozenset(delta.omitted) if delta is not None else frozenset()
     extra: dict[str, bytes] = {}
     if delta is not None:
-        from ..delta import DELTA_MARKER
-
         extra[DELTA_MARKER] = delta.to_bytes()
     if as_tar:
         written: list[Path] = []

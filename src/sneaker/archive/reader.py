@@ -46,11 +46,11 @@ of :attr:`ImageRecord.children`. Every manifest that is present must have its
 config and layers (bar non-distributable layers that carry ``urls``, and
 the layers a delta's marker lists).
 
-A *delta* (see :mod:`sneaker.delta`: an OCI layout with a
+A *delta* (see :mod:`sneaker.archive.delta`: an OCI layout with a
 ``sneaker-delta.json`` marker, leaving out layers the other side has) opens
 only with ``allow_delta=True`` (``push``, ``inventory``); its marker is then
 :attr:`ArchiveSource.delta`. Without ``allow_delta`` it is refused with
-:func:`sneaker.delta.delta_refusal`.
+:func:`sneaker.archive.delta.delta_refusal`.
 """
 
 from __future__ import annotations
@@ -64,9 +64,8 @@ import re
 import tarfile
 from collections.abc import Callable, Container, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, cast
 
-from ..delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -81,13 +80,14 @@ from ..image import mediatypes as mt
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
-from ..image.records import ImageRecord
+from ..image.records import ImageRecord, ImageSource
 from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
 from ..layers.compression import SNIFF_BYTES, sniff_compression
 from ..util.closing import Closing
 from ..util.streams import PositionalReader
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
+from .delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker, delta_refusal
 from .split import SplitReader, part_path, preadinto, split_parts
 from .tar import blob_member
 
@@ -350,7 +350,7 @@ class _DirStore(_Store):
 
 
 class ArchiveSource(Closing):
-    """An archive or layout opened for reading: its images and a :class:`BlobSource`.
+    """An archive or layout opened for reading: an :class:`~sneaker.image.records.ImageSource`.
 
     ``records`` are the named images; ``names`` (same order) the name each
     record has in the archive as written there: a full reference, or a bare
@@ -372,7 +372,7 @@ class ArchiveSource(Closing):
         self._members: dict[Digest, str] = {}
         self._memory: dict[Digest, bytes] = {}
 
-    # -- BlobSource --------------------------------------------------------
+    # -- ImageSource -------------------------------------------------------
 
     def _member_of(self, digest: Digest) -> str | None:
         name = self._members.get(digest)
@@ -442,13 +442,17 @@ class ArchiveSource(Closing):
         return f"<ArchiveSource {self.format} {self.path} images={len(self.records)}>"
 
 
+if TYPE_CHECKING:  # mypy proves that an ArchiveSource is an ImageSource
+    _source: type[ImageSource] = ArchiveSource
+
+
 # -- opening -------------------------------------------------------------------
 
 
 def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
     """Open an archive, a layout directory or a split archive for reading (see module doc).
 
-    A delta archive (:mod:`sneaker.delta`) is opened only with ``allow_delta``;
+    A delta archive (:mod:`sneaker.archive.delta`) is opened only with ``allow_delta``;
     otherwise it is refused with an error saying what to do with it.
     """
     path = Path(path)
@@ -501,8 +505,6 @@ def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
         store.close()
         raise
     if source.delta is not None and not allow_delta:
-        from ..delta import delta_refusal
-
         source.close()
         raise delta_refusal(path, source.delta)
     return source

@@ -56,7 +56,7 @@ def command(
     inventory cut short says "complete": false, and a delta against it is
     only larger than it needs to be.
     """
-    from ..inventory import WalkLimits
+    from ..transfer.walk import WalkLimits
     from ..util.progress import choose_progress
     from ..verbs.inventory import inventory
 

@@ -24,7 +24,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
+    from ..image.inventory import Inventory
 
 
 @click.command("pull")
@@ -119,7 +119,7 @@ def command(
     settings = load_registry_settings(mirrors, registry.plain_http)
     base: Inventory | None = None
     if since or have:
-        from ..inventory import load_base  # reads archives and inventory files: deltas only
+        from ..verbs.inventory import load_base  # reads archives and inventory files: deltas only
 
         base = load_base(since, have)
     progress = choose_progress(quiet or as_json)

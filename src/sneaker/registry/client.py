@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urljoin
 
 from urllib3.exceptions import HTTPError
@@ -37,7 +37,10 @@ from .messages import Body, Request
 from .options import DEFAULT_OPTIONS, RegistryOptions
 from .problems import Subject, raise_for_status
 from .redact import redact_url
-from .transport import Sent, Transport, describe_exception, read_capped, release
+from .transport import HttpTransport, Sent, Transport, describe_exception, read_capped, release
+
+if TYPE_CHECKING:
+    from .reader import RegistryReader
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "BlobResponse", "RegistryClient", "RegistryOptions"]
 
@@ -163,7 +166,12 @@ class _ChunkReader:
 
 
 class RegistryClient(Closing):
-    """The distribution API of one registry (``docker.io`` or ``host[:port]``). Thread-safe."""
+    """The distribution API of one registry (``docker.io`` or ``host[:port]``). Thread-safe.
+
+    Requests go through ``transport`` (default: a :class:`Transport` to the
+    registry's API host, built from ``options``); tests hand in one that answers
+    from memory.
+    """
 
     def __init__(
         self,
@@ -171,6 +179,7 @@ class RegistryClient(Closing):
         options: RegistryOptions = DEFAULT_OPTIONS,
         *,
         env: Mapping[str, str] | None = None,
+        transport: HttpTransport | None = None,
     ) -> None:
         self.registry = registry
         self.options = options
@@ -179,7 +188,7 @@ class RegistryClient(Closing):
         self._credential_lock = threading.Lock()
         self._credential_loaded = False
         self._credential: Credential | None = None
-        self.transport = Transport(self.api_host, options, env=env)
+        self.transport: HttpTransport = transport or Transport(self.api_host, options, env=env)
         self.auth = Authenticator(registry, self.credential, api_host=self.api_host)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -575,6 +584,10 @@ class RegistryClient(Closing):
         url = self._url(f"/v2/_catalog?n={page_size}")
         return self._paged(url, "repositories", (Scope.catalog(),), subject)
 
+    def served_from(self, repository: str, identifier: str) -> tuple[RegistryClient, str, None]:
+        """This client and ``repository``: one registry serves everything it is asked."""
+        return self, repository, None
+
     def ping(self) -> None:
         """Check that the registry answers and accepts the credentials (for ``login``)."""
         subject = Subject(self.registry, None, "registry")
@@ -596,6 +609,10 @@ class RegistryClient(Closing):
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.registry!r})"
+
+
+if TYPE_CHECKING:  # mypy proves that a RegistryClient is a RegistryReader
+    _reader: type[RegistryReader] = RegistryClient
 
 
 def _sniff(raw: bytes) -> str:

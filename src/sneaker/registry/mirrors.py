@@ -1,7 +1,7 @@
 """Reading through mirrors: one client per endpoint, mirrors first, the origin last.
 
-:class:`MirroringClient` offers the read methods ``pull`` uses (``get_manifest``,
-``head_manifest``, ``open_blob``, ``blob_exists``) for one registry name and
+:class:`MirroringClient` is a :class:`~sneaker.registry.reader.RegistryReader`
+for one registry name: it
 passes each call to the endpoints of :meth:`RegistrySettings.for_registry` in
 order. A mirror that cannot be reached, answers 5xx, refuses us, lacks the
 manifest or blob (404) or sends content that does not match is skipped and the
@@ -30,24 +30,26 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..errors import AuthError, IntegrityError, NetworkError, NotFound, RegistryError, SneakerError
 from ..image.digest import Digest
 from ..image.model import Descriptor
+from ..settings import RegistrySettings, load_settings
 from ..settings.endpoints import Endpoint, ResolvedEndpoints, normalize_host
 from ..util.closing import Closing
+from .client import BlobResponse, RegistryClient
+from .loopback import is_loopback_host
+from .options import DEFAULT_OPTIONS, RegistryOptions
+from .reader import RegistryReader
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..settings import RegistrySettings
-    from .client import BlobResponse, RegistryClient
-    from .options import RegistryOptions
-
 __all__ = [
     "ClientFactory",
     "MirroringClient",
+    "TargetClientFactory",
     "client_factory_for",
     "endpoint_options",
     "make_client_factory",
@@ -57,6 +59,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+C = TypeVar("C", bound=RegistryReader)
 
 #: what makes a mirror's answer "try the next endpoint" (the origin's is always final)
 _FALLBACK: tuple[type[SneakerError], ...] = (
@@ -93,9 +96,6 @@ def open_endpoint_client(
     env: Mapping[str, str] | None = None,
 ) -> RegistryClient:
     """A client for ``endpoint`` (an insecure one probed for https, else plain http)."""
-    from .client import RegistryClient
-    from .loopback import is_loopback_host
-
     opts = endpoint_options(endpoint, options, requested_registry)
     if endpoint.insecure and not opts.plain_http and not is_loopback_host(endpoint.registry):
         # docker's rule for an insecure registry: https without verification, else http
@@ -128,8 +128,6 @@ class MirroringClient(Closing):
         env: Mapping[str, str] | None = None,
         open_client: Callable[[Endpoint], RegistryClient] | None = None,
     ) -> None:
-        from .options import DEFAULT_OPTIONS
-
         self.registry = normalize_host(registry)
         self.settings = settings
         self.options = options or DEFAULT_OPTIONS
@@ -338,6 +336,23 @@ class MirroringClient(Closing):
             lambda client, repo: client.list_tags(repo, page_size=page_size),
         )
 
+    def catalog(self, *, page_size: int = 1000) -> list[str]:
+        """The repositories the origin lists: a mirror's listing says nothing of the registry's."""
+        resolved = self.settings.for_registry(self.registry)
+        if resolved.blocked_by is not None:
+            self.settings.check_blocked(resolved.name)  # raises RegistryBlocked naming the file
+        return self._client(resolved.origin).catalog(page_size=page_size)
+
+    def served_from(
+        self, repository: str, identifier: str
+    ) -> tuple[RegistryClient, str, str | None]:
+        """The endpoint's client that served manifest ``identifier`` (see :meth:`source_for`),
+        the repository path there, and the mirror's description when it is not the origin."""
+        served, path, endpoint = self.source_for(repository, identifier)
+        if (served.registry, path) == (self.registry, repository):
+            return served, path, None
+        return served, path, endpoint.describe(repository)
+
     def source_for(self, repository: str, identifier: str) -> tuple[RegistryClient, str, Endpoint]:
         """The client, repository path there, and endpoint that served manifest ``identifier``.
 
@@ -363,20 +378,12 @@ class MirroringClient(Closing):
         return f"MirroringClient({self.registry!r})"
 
 
-class ClientFactory(Closing):
-    """``factory(registry)`` -> the client a verb reads ``registry`` through (one per name).
+if TYPE_CHECKING:  # mypy proves that a MirroringClient is a RegistryReader
+    _reader: type[RegistryReader] = MirroringClient
 
-    A registry no setting mentions gets a plain :class:`RegistryClient` (with the
-    insecure/plain-http flags that apply); one with mirrors, rewrites or blocks
-    gets a :class:`MirroringClient`, which refuses a blocked name (RegistryBlocked) on
-    its first request.
 
-    With ``push`` every registry gets a plain :class:`RegistryClient` for
-    :meth:`RegistrySettings.target_endpoint`: no mirror, no ``location``, the
-    ``insecure`` settings applied. Blocks are the caller's to check then
-    (:meth:`RegistrySettings.check_blocked`, per repository, before any request).
-    Close the factory (or use it as a context manager) to close every client.
-    """
+class _Clients(Closing, Generic[C]):
+    """One client per registry name, opened on first use and closed together."""
 
     def __init__(
         self,
@@ -384,33 +391,23 @@ class ClientFactory(Closing):
         options: RegistryOptions | None = None,
         *,
         env: Mapping[str, str] | None = None,
-        push: bool = False,
     ) -> None:
-        from .options import DEFAULT_OPTIONS
-
         self.settings = settings
         self.options = options or DEFAULT_OPTIONS
-        self.push = push
         self._env = env
         self._lock = threading.Lock()
-        self._clients: dict[str, RegistryClient | MirroringClient] = {}
+        self._clients: dict[str, C] = {}
 
-    def __call__(self, registry: str) -> RegistryClient:
+    def _open(self, host: str) -> C:
+        raise NotImplementedError
+
+    def __call__(self, registry: str) -> C:
         host = normalize_host(registry)
         with self._lock:
             client = self._clients.get(host)
             if client is None:
-                if self.push:
-                    target = self.settings.target_endpoint(host)
-                    client = open_endpoint_client(target, self.options, host, self._env)
-                elif self.settings.has_rules_for(host):
-                    client = MirroringClient(host, self.settings, self.options, env=self._env)
-                else:
-                    origin = self.settings.for_registry(host).origin
-                    client = open_endpoint_client(origin, self.options, host, self._env)
-                self._clients[host] = client
-        # A MirroringClient offers the read methods pull uses; that is all pull asks of it.
-        return cast("RegistryClient", client)
+                client = self._clients[host] = self._open(host)
+        return client
 
     def close(self) -> None:
         with self._lock:
@@ -419,26 +416,53 @@ class ClientFactory(Closing):
             client.close()
 
 
+class ClientFactory(_Clients[RegistryReader]):
+    """``factory(registry)`` -> the reader a verb reads ``registry`` through (one per name).
+
+    A registry no setting mentions gets a plain :class:`RegistryClient` (with the
+    insecure/plain-http flags that apply); one with mirrors, rewrites or blocks
+    gets a :class:`MirroringClient`, which refuses a blocked name (RegistryBlocked) on
+    its first request. Both are a :class:`~sneaker.registry.reader.RegistryReader`.
+    Close the factory (or use it as a context manager) to close every client.
+    """
+
+    def _open(self, host: str) -> RegistryReader:
+        if self.settings.has_rules_for(host):
+            return MirroringClient(host, self.settings, self.options, env=self._env)
+        origin = self.settings.for_registry(host).origin
+        return open_endpoint_client(origin, self.options, host, self._env)
+
+
+class TargetClientFactory(_Clients[RegistryClient]):
+    """``factory(registry)`` -> a :class:`RegistryClient` for the named registry itself.
+
+    For writing (``push``) and for what a registry itself holds (``inventory``):
+    :meth:`RegistrySettings.target_endpoint`, no mirror, no ``location``, the
+    ``insecure`` settings applied. Blocks are the caller's to check
+    (:meth:`RegistrySettings.check_blocked`, per repository, before any request).
+    """
+
+    def _open(self, host: str) -> RegistryClient:
+        target = self.settings.target_endpoint(host)
+        return open_endpoint_client(target, self.options, host, self._env)
+
+
 def make_client_factory(
     settings: RegistrySettings,
     options: RegistryOptions | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    push: bool = False,
 ) -> ClientFactory:
-    """A :class:`ClientFactory` for ``settings``; pass it as ``pull(client_factory=...)``.
-
-    ``push``: clients for writing to the named registries (see :class:`ClientFactory`).
-    """
-    return ClientFactory(settings, options, env=env, push=push)
+    """A :class:`ClientFactory` for ``settings``; pass it as ``pull(client_factory=...)``."""
+    return ClientFactory(settings, options, env=env)
 
 
 @contextmanager
 def client_factory_for(
     options: RegistryOptions | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
-) -> Iterator[Callable[[str], RegistryClient]]:
+    client_factory: Callable[[str], RegistryReader] | None = None,
+) -> Iterator[Callable[[str], RegistryReader]]:
     """The factory a reading verb uses: ``client_factory`` when given, else one for
     ``settings`` (default: :func:`sneaker.settings.load_settings` with ``options``'
     plain-http), closed on exit. One place, so every verb honours the same settings.
@@ -446,9 +470,6 @@ def client_factory_for(
     if client_factory is not None:
         yield client_factory
         return
-    from ..settings import load_settings
-    from .options import DEFAULT_OPTIONS
-
     opts = options or DEFAULT_OPTIONS
     chosen = settings if settings is not None else load_settings(plain_http=opts.plain_http)
     with make_client_factory(chosen, opts) as factory:

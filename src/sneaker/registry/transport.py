@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -59,7 +59,15 @@ from .tls import build_ssl_context, warn_insecure
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
 
-__all__ = ["MAX_REDIRECTS", "Sent", "Transport", "describe_exception", "read_capped", "release"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "HttpTransport",
+    "Sent",
+    "Transport",
+    "describe_exception",
+    "read_capped",
+    "release",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +108,28 @@ class Sent:
     @property
     def headers(self) -> Headers:
         return Headers(list(self.response.headers.items()))
+
+
+class HttpTransport(Protocol):
+    """What :class:`~sneaker.registry.client.RegistryClient` sends its requests through.
+
+    :class:`Transport` (HTTP on urllib3) is the one sneaker uses; the tests have one
+    that answers from memory, so the client's flows run without sockets.
+    """
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the registry for ``path`` (which starts with ``/``)."""
+        ...
+
+    def send(self, request: Request) -> Sent:
+        """``request`` as it is (no auth), its response's body unread."""
+        ...
+
+    def perform(self, flow: AuthFlow) -> Sent:
+        """Run an auth flow to its end; the response to its last real request."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def release(response: urllib3.BaseHTTPResponse) -> None:

@@ -18,10 +18,11 @@ origin (or its registries.conf ``location``) comes last. An image keeps its
 original name whichever endpoint served it.
 
 Every verb that reads from a registry (pull, plan, inspect, unpack) reads through
-:func:`make_client_factory` (or :func:`client_factory_for`, which loads the
-settings when none are given). Pushing (:meth:`RegistrySettings.target_endpoint`,
-``make_client_factory(..., push=True)``) goes to the named registry itself, never
-to a mirror or a ``location``; ``blocked`` and ``insecure`` apply to it too.
+:func:`sneaker.registry.mirrors.make_client_factory` (or ``client_factory_for``,
+which loads the settings when none are given). Pushing
+(:meth:`RegistrySettings.target_endpoint`, ``TargetClientFactory``) goes to the
+named registry itself, never to a mirror or a ``location``; ``blocked`` and
+``insecure`` apply to it too.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ from ..util.progress import NullProgress, Progress
 from .cache import BlobCache
 
 if TYPE_CHECKING:
-    from ..registry.client import BlobResponse, RegistryClient
+    from ..registry.client import BlobResponse
+    from ..registry.reader import RegistryReader
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ CANCEL_GRACE = 5.0
 class BlobJob:
     """One blob to fetch: from which client and repository."""
 
-    client: RegistryClient
+    client: RegistryReader
     repository: str
     desc: Descriptor
     label: str = ""

@@ -17,7 +17,7 @@ from ..image.reference import Reference
 from ..image.selection import PlatformRequest, build_subset_index, select_manifests
 
 if TYPE_CHECKING:
-    from ..registry.client import RegistryClient
+    from ..registry.reader import RegistryReader
 
 __all__ = ["MAX_INDEX_DEPTH", "Resolved", "resolve"]
 
@@ -35,7 +35,7 @@ class Resolved:
 
 
 def _fetch(
-    client: RegistryClient, repository: str, identifier: str, where: str
+    client: RegistryReader, repository: str, identifier: str, where: str
 ) -> Manifest | Index:
     raw, media_type = client.get_manifest(repository, identifier)
     expected = Digest.parse(identifier) if identifier.startswith("sha") else None
@@ -43,7 +43,7 @@ def _fetch(
 
 
 def _collect_children(
-    client: RegistryClient,
+    client: RegistryReader,
     repository: str,
     descs: list[Descriptor],
     children: dict[Digest, Manifest | Index],
@@ -65,7 +65,7 @@ def _collect_children(
             )
 
 
-def resolve(client: RegistryClient, ref: Reference, request: PlatformRequest) -> Resolved:
+def resolve(client: RegistryReader, ref: Reference, request: PlatformRequest) -> Resolved:
     """Fetch what ``ref`` points at and keep what ``request`` asks for."""
     name = ref.familiar
     top = _fetch(client, ref.repository, ref.identifier, name)

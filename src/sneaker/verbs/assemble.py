@@ -15,13 +15,15 @@ to: :class:`~sneaker.errors.NotFound` when files are only missing,
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..archive.docker_archive import write_docker_archive
+from ..archive.oci_layout import write_oci_layout
+from ..archive.split import split_parts
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -29,7 +31,6 @@ from ..errors import (
     InvalidReference,
     NotFound,
     SneakerError,
-    UnsupportedError,
     UsageError,
 )
 from ..image import mediatypes as mt
@@ -39,9 +40,10 @@ from ..image.records import ImageRecord
 from ..image.reference import parse_reference
 from ..transfer.cache import BlobCache
 from ..transfer.remote import MAX_INDEX_DEPTH
+from ..util.jsondoc import parse_document, read_document
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
-from .plan import PLAN_FILE, PLAN_FORMAT, PLAN_VERSION, blob_relpath, manifest_relpath
+from .plan import PLAN_FILE, PLAN_KIND, blob_relpath, manifest_relpath
 
 __all__ = ["AssembleResult", "AssembledImage", "CheckedPlan", "assemble", "check_plan"]
 
@@ -49,7 +51,6 @@ FORMATS = ("docker", "oci")
 CHUNK = 1 << 20
 #: how many problems one error message lists before it only counts the rest
 MAX_LISTED = 10
-_MAX_PLAN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -101,16 +102,7 @@ def _read_plan(plan_dir: Path, plan_digest: Digest | None) -> dict[str, Any]:
     path = plan_dir / PLAN_FILE
     if not plan_dir.is_dir():
         raise NotFound(f"plan directory {plan_dir} does not exist")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(_MAX_PLAN_BYTES + 1)
-    except FileNotFoundError:
-        raise NotFound(
-            f"{path} is missing",
-            hint="give the directory that `sneaker plan -o DIR` wrote",
-        ) from None
-    if len(raw) > _MAX_PLAN_BYTES:
-        raise ArchiveError(f"{path} is larger than {_MAX_PLAN_BYTES // (1024 * 1024)} MiB")
+    raw = read_document(path, PLAN_KIND)
     if plan_digest is not None:
         actual = Digest.of_bytes(raw, plan_digest.algorithm)
         if actual != plan_digest:
@@ -118,20 +110,7 @@ def _read_plan(plan_dir: Path, plan_digest: Digest | None) -> dict[str, Any]:
                 f"{path} does not match the plan digest {plan_digest}: it hashes to {actual}",
                 hint="the plan was changed after `sneaker plan` wrote it",
             )
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArchiveError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
-        raise ArchiveError(f"{path} is not a sneaker plan")
-    version = doc.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ArchiveError(f"{path}: 'version' must be an integer")
-    if version > PLAN_VERSION:
-        raise UnsupportedError(
-            f"{path} is a version {version} plan; this sneaker reads version {PLAN_VERSION}",
-            hint="assemble it with the sneaker version that made the plan, or a newer one",
-        )
+    doc = parse_document(raw, PLAN_KIND, str(path))
     images = doc.get("images")
     if not isinstance(images, list) or not images:
         raise ArchiveError(f"{path}: 'images' must be a non-empty list")
@@ -348,9 +327,6 @@ def assemble(
     progress: Progress | None = None,
 ) -> AssembleResult:
     """Check the plan in ``plan_dir`` and write its images to ``output`` in ``format``."""
-    from ..archive import write_docker_archive, write_oci_layout
-    from ..archive.split import split_parts
-
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     directory = Path(plan_dir)

@@ -18,13 +18,14 @@ from ..errors import ArchiveError, ManifestInvalid, NotFound, SneakerError
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
-from ..image.records import ImageRecord
+from ..image.records import ImageRecord, ImageSource
 from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
 
 if TYPE_CHECKING:
-    from ..delta import DeltaMarker
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..archive.delta import DeltaMarker
+    from ..registry.client import RegistryOptions
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 __all__ = ["ImageReport", "InspectReport", "ManifestReport", "inspect"]
@@ -208,7 +209,7 @@ def inspect(
     *,
     options: RegistryOptions | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> InspectReport:
     """Describe an archive (by path) or a remote image (by reference).
 
@@ -218,6 +219,7 @@ def inspect(
     """
     if isinstance(target, Path) or _looks_like_path(target):
         return _inspect_archive(target)
+    # start-up: the registry code (urllib3 among it) is loaded for a remote image only
     from ..registry.mirrors import client_factory_for
 
     ref = parse_reference(target)
@@ -226,6 +228,7 @@ def inspect(
 
 
 def _inspect_archive(target: str | Path) -> InspectReport:
+    # start-up: the archive reader (and its layer code) is loaded for an archive only
     from ..archive import open_archive
 
     path = Path(target).expanduser()
@@ -236,15 +239,14 @@ def _inspect_archive(target: str | Path) -> InspectReport:
             "x.tar.000, x.tar.001, ...)",
         )
     with open_archive(path, allow_delta=True) as archive:
-        reader = _read_limited(archive.open_blob)
         report = InspectReport(str(target), archive.format, delta=archive.delta)
         if archive.format == "docker-legacy":
             report.note = LEGACY_NOTE
-        report.images = [report_record(r, reader) for r in archive.records]
+        report.images = report_source(archive)
         return report
 
 
-def _tags_hint(client: RegistryClient, repository: str) -> str | None:
+def _tags_hint(client: RegistryReader, repository: str) -> str | None:
     """``the repository's tags: a, b, ... (N in all)`` or None when they cannot be listed."""
     try:
         tags = client.list_tags(repository)
@@ -257,8 +259,10 @@ def _tags_hint(client: RegistryClient, repository: str) -> str | None:
     return f"the repository's tags: {shown}{more}"
 
 
-def _inspect_remote(ref: Reference, client: RegistryClient) -> InspectReport:
+def _inspect_remote(ref: Reference, client: RegistryReader) -> InspectReport:
+    # start-up: as in inspect(), the registry code is loaded for a remote image only
     from ..transfer.remote import resolve
+    from ..transfer.source import RegistrySource, ResolvedImage
 
     try:
         resolved = resolve(client, ref, PlatformRequest(all=True))
@@ -270,35 +274,11 @@ def _inspect_remote(ref: Reference, client: RegistryClient) -> InspectReport:
             raise
         raise NotFound(exc.message, hint=hint) from None
 
-    def open_config(desc: Descriptor) -> AbstractContextManager[BinaryIO]:
-        return _RemoteBlob(client, ref.repository, desc)
-
-    reader = _read_limited(open_config)
-    image = report_record(resolved.record, reader)
-    return InspectReport(str(ref), "remote", [image])
+    source = RegistrySource([ResolvedImage(ref, resolved, client)])
+    return InspectReport(str(ref), "remote", report_source(source))
 
 
-class _RemoteBlob:
-    """A small blob (a config) read whole from the registry."""
-
-    def __init__(self, client: Any, repository: str, desc: Descriptor) -> None:
-        self._client = client
-        self._repository = repository
-        self._desc = desc
-        self._response: Any = None
-
-    def __enter__(self) -> BinaryIO:
-        import io
-
-        self._response = self._client.open_blob(self._repository, self._desc.digest)
-        response = self._response.__enter__()
-        data = bytearray()
-        for chunk in response.iter_chunks(1 << 16):
-            data += chunk
-            if len(data) > self._desc.size:
-                break
-        return io.BytesIO(bytes(data))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._response is not None:
-            self._response.__exit__(None, None, None)
+def report_source(source: ImageSource) -> list[ImageReport]:
+    """A report of every image of ``source`` (configs read, layers never)."""
+    reader = _read_limited(source.open_blob)
+    return [report_record(record, reader) for record in source.records]

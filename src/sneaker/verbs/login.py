@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, UsageError
 from ..image.reference import normalize_registry_host, server_host
+from ..registry.credentials import Credential, erase_credential, server_url_for, store_credential
 from ..settings.endpoints import Endpoint, split_location
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def login(
     :class:`NetworkError` when it cannot be reached, :class:`ConfigError` when the
     credential store fails.
     """
-    from ..registry.credentials import Credential, server_url_for, store_credential
+    # start-up: logout needs no HTTP client; only login loads it (urllib3)
     from ..registry.mirrors import open_endpoint_client
     from ..registry.options import DEFAULT_OPTIONS
 
@@ -120,6 +121,4 @@ def logout(
     env: Mapping[str, str] | None = None,
 ) -> bool:
     """Erase the stored credentials for ``registry``; True when there were some."""
-    from ..registry.credentials import erase_credential
-
     return erase_credential(login_registry(registry), docker_config=docker_config, env=env)

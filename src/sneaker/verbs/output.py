@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..util.progress import count, human_size
+
 __all__ = ["FORMAT_NAMES", "WrittenOutput"]
 
 #: output kinds as people read them
@@ -34,8 +36,6 @@ class WrittenOutput:
 
     def describe(self) -> str:
         """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``."""
-        from ..util.progress import count, human_size
-
         where = str(self.output)
         if self.parts:
             where = f"{count(len(self.parts), 'part')} of {self.output}"

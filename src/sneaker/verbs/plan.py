@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..errors import UnsupportedError, UsageError
+from ..errors import ArchiveError, NotFound, UnsupportedError, UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
 from ..image.model import Descriptor, Manifest
@@ -48,20 +48,24 @@ from ..image.platform import Platform
 from ..image.records import ImageRecord
 from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
+from ..registry.mirrors import client_factory_for
 from ..registry.options import check_explicit_credentials
 from ..transfer.cache import BlobCache
 from ..transfer.fetch import BlobJob, fetch_blobs
 from ..transfer.remote import Resolved, resolve
+from ..util.jsondoc import DocumentKind
 from ..util.progress import NullProgress, Progress
 from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 __all__ = [
     "PLAN_FILE",
     "PLAN_FORMAT",
+    "PLAN_KIND",
     "PLAN_VERSION",
     "PlanResult",
     "PlannedImage",
@@ -75,6 +79,26 @@ __all__ = [
 PLAN_FILE = "plan.json"
 PLAN_FORMAT = "sneaker-plan"
 PLAN_VERSION = 1
+#: plan files larger than this are refused
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def _no_plan(path: Path) -> NotFound:
+    return NotFound(
+        f"{path} is missing", hint="give the directory that `sneaker plan -o DIR` wrote"
+    )
+
+
+#: ``plan.json`` as a versioned JSON document (format, version, size cap); assemble reads it
+PLAN_KIND = DocumentKind(
+    format=PLAN_FORMAT,
+    version=PLAN_VERSION,
+    noun="plan",
+    max_bytes=MAX_PLAN_BYTES,
+    error=ArchiveError,
+    missing=_no_plan,
+    version_hint="assemble it with the sneaker version that made the plan, or a newer one",
+)
 #: image configs larger than this are refused (they are JSON documents)
 
 
@@ -181,8 +205,7 @@ def plan_document(images: Sequence[PlannedImage], request: PlatformRequest) -> d
     """The content of ``plan.json`` (pure: the same images give the same document)."""
     unique = _unique_blobs(images)
     return {
-        "format": PLAN_FORMAT,
-        "version": PLAN_VERSION,
+        **PLAN_KIND.fields(),
         "created_by": f"sneaker {__version__}",
         "platform": _request_json(request),
         "images": [_image_json(i) for i in images],
@@ -362,18 +385,6 @@ def _write_files(tmp: Path, images: Sequence[PlannedImage], request: PlatformReq
     (tmp / "README.txt").write_text(readme, encoding="utf-8", newline="\n")
 
 
-def _fetch_source(client: RegistryClient, ref: Reference) -> tuple[RegistryClient, str, str | None]:
-    """The client and repository that served ``ref``'s manifest, and ``host/repo`` if a mirror."""
-    from ..registry.mirrors import MirroringClient
-
-    if not isinstance(client, MirroringClient):
-        return client, ref.repository, None
-    served, repository, endpoint = client.source_for(ref.repository, ref.identifier)
-    if (served.registry, repository) == (ref.registry, ref.repository):
-        return served, repository, None
-    return served, repository, endpoint.describe(ref.repository)
-
-
 def _blob_url_maker(client: RegistryClient, repository: str) -> Callable[[Digest], str]:
     base = client.transport.url(f"/v2/{quote(repository, safe='/')}/blobs/")
 
@@ -392,7 +403,7 @@ def plan(
     jobs: int = 4,
     progress: Progress | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> PlanResult:
     """Resolve ``references`` now and write a download plan into the directory ``output``.
 
@@ -410,8 +421,6 @@ def plan(
     unique_refs = list(dict.fromkeys(refs))
     output_path = Path(output)
     progress = progress or NullProgress()
-
-    from ..registry.mirrors import client_factory_for
 
     tmp = _prepare_output(output_path)
     try:
@@ -451,7 +460,9 @@ def plan(
                 found = check_record_configs(record, read_config, ref.familiar, request)
                 if found is not None:
                     platforms = (found,)
-                client, repository, fetch_from = _fetch_source(client_for(ref.registry), ref)
+                client, repository, fetch_from = client_for(ref.registry).served_from(
+                    ref.repository, ref.identifier
+                )
                 images.append(
                     PlannedImage(
                         record=record,

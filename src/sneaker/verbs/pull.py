@@ -13,27 +13,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
+from ..archive.docker_archive import write_docker_archive
+from ..archive.oci_layout import write_oci_layout
+from ..archive.split import split_parts
 from ..archive.tar import check_output_path
 from ..errors import UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
 from ..image.reference import Reference, parse_reference
 from ..image.selection import PlatformRequest
-from ..registry.options import check_explicit_credentials
+from ..registry.mirrors import make_client_factory
+from ..registry.options import RegistryOptions, check_explicit_credentials
+from ..settings import load_settings
 from ..transfer.cache import BlobCache, default_cache_dir
 from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
-from ..transfer.remote import Resolved, resolve
+from ..transfer.source import resolve_images
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 
 if TYPE_CHECKING:
-    from ..delta import DeltaMarker
-    from ..inventory import Inventory
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..image.inventory import Inventory
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
-__all__ = ["PullResult", "PulledImage", "default_output_name", "pull"]
+__all__ = ["PullResult", "PulledImage", "default_output_name", "plan_delta", "pull"]
 
 FORMATS = ("docker", "oci")
 
@@ -104,6 +110,30 @@ def _output_kind(output: Path | str, fmt: str) -> str:
     return "oci-archive"
 
 
+def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
+    """The layers of ``records`` that ``base`` has, as a marker.
+
+    Only layers are left out: indexes, manifests and configs always travel (a
+    digest that is a config anywhere in ``records`` is never omitted), and so
+    does a non-distributable layer (one with ``urls``), which registries may
+    not hold.
+    """
+    configs = {m.config.digest for r in records for m in r.manifests()}
+    omitted: dict[Digest, OmittedBlob] = {}
+    for record in records:
+        for manifest in record.manifests():
+            for layer in manifest.layers:
+                if layer.digest in configs or layer.digest in omitted or layer.urls:
+                    continue
+                known = base.blobs.get(layer.digest)
+                if known is None or known.size != layer.size:
+                    continue
+                omitted[layer.digest] = OmittedBlob(
+                    layer.digest, layer.size, layer.media_type, tuple(sorted(known.repositories))
+                )
+    return DeltaMarker(omitted, tuple(base.sources))
+
+
 def pull(
     references: Sequence[str | Reference],
     output: Path | str | None = None,
@@ -116,7 +146,7 @@ def pull(
     jobs: int = 4,
     split: int | None = None,
     progress: Progress | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
     settings: RegistrySettings | None = None,
     base: Inventory | None = None,
 ) -> PullResult:
@@ -127,17 +157,15 @@ def pull(
     (mirrors, insecure and blocked registries; default: :func:`sneaker.settings.load_settings`)
     only change where bytes come from: images keep their original names.
 
-    ``base`` (what the other side has: :func:`sneaker.inventory.load_base` of
-    ``--since`` archives and ``--have`` inventories) makes a delta: the layers
-    it has are neither downloaded nor written, and the archive is an OCI layout
-    with a marker (see :mod:`sneaker.delta`); ``format`` defaults to ``oci``
+    ``base`` (what the other side has: :func:`sneaker.verbs.inventory.load_base` of
+    ``--since`` archives and ``--have`` inventories) makes a delta (:func:`plan_delta`):
+    the layers it has are neither downloaded nor written, and the archive is an OCI
+    layout with a marker (see :mod:`sneaker.archive.delta`); ``format`` defaults to ``oci``
     then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
     """
     if format is None:
         format = "oci" if base is not None else "docker"
     if base is not None and format == "docker":
-        from ..delta import docker_format_refusal
-
         raise docker_format_refusal()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
@@ -174,10 +202,6 @@ def pull(
 
     with ExitStack() as stack:
         if client_factory is None:
-            from ..registry.client import RegistryOptions
-            from ..registry.mirrors import make_client_factory
-            from ..settings import load_settings
-
             opts = options or RegistryOptions()
             # registries.conf, daemon.json and --mirror: mirrors, insecure hosts, blocks
             settings = settings or load_settings(plain_http=opts.plain_http)
@@ -188,34 +212,26 @@ def pull(
         else:
             cache = stack.enter_context(BlobCache.temporary(output_path.parent.resolve()))
 
-        resolved: list[tuple[Reference, Resolved]] = []
-        for ref in refs:
-            progress.message(f"resolving {ref.familiar}")
-            resolved.append((ref, resolve(client_factory(ref.registry), ref, request)))
+        source = resolve_images(refs, client_factory, request, cache=cache, progress=progress)
+        resolved = [(image.ref, image.resolved) for image in source.images]
 
         delta = None
         if base is not None:
-            from ..delta import plan_delta
-
-            delta = plan_delta([item.record for _, item in resolved], base)
+            delta = plan_delta(source.records, base)
             if not delta.omitted:
                 progress.message("the base has none of these layers: writing a full archive")
                 delta = None
         skipped = delta.omitted if delta is not None else {}
 
         def blob_jobs(configs: bool) -> list[BlobJob]:
-            jobs_list: list[BlobJob] = []
-            for ref, item in resolved:
-                client = client_factory(ref.registry)
-                config_digests = {m.config.digest for m in item.record.manifests()}
-                for desc in item.record.blobs():
-                    if desc.digest in skipped or (desc.digest in config_digests) != configs:
-                        continue  # the other side has it: not downloaded, not written
-                    if configs and desc.size > MAX_CONFIG_BYTES:
-                        continue  # refused by its declared size: never downloaded
-                    label = f"{ref.familiar} {desc.digest.short}"
-                    jobs_list.append(BlobJob(client, ref.repository, desc, label))
-            return jobs_list
+            return [
+                job
+                for job in source.jobs(configs=configs)
+                # the other side has it: not downloaded, not written
+                if job.desc.digest not in skipped
+                # a config refused by its declared size: never downloaded
+                and not (configs and job.desc.size > MAX_CONFIG_BYTES)
+            ]
 
         def read_config(manifest: Manifest) -> bytes:
             if manifest.config.size > MAX_CONFIG_BYTES:
@@ -251,8 +267,6 @@ def pull(
         def write(blobs: BlobSource) -> None:
             """The archive, written while the layers download: each blob is copied
             in the writer's fixed order as soon as it is in the cache."""
-            from ..archive import write_docker_archive, write_oci_layout
-
             if kind == "docker-archive":
                 write_docker_archive(records, blobs, output_path, split=split)
             else:
@@ -275,7 +289,5 @@ def pull(
             resumed=config_stats.resumed + layer_stats.resumed,
         )
         if split is not None:
-            from ..archive.split import split_parts
-
             result.parts = split_parts(output_path) or []
         return result

@@ -12,7 +12,7 @@ Composition only: reading is :func:`sneaker.archive.open_archive`, the wire is
 2. child manifests by digest, image manifests before the indexes that list them;
 3. the image's own manifest or index, under its tag.
 
-A delta archive (:mod:`sneaker.delta`) leaves out layers its base had: each
+A delta archive (:mod:`sneaker.archive.delta`) leaves out layers its base had: each
 is looked for in the target repository, then mounted from the repositories the
 delta's marker recorded (on the target registry, as they are and renamed as
 this push renames images). Those go first, and one found nowhere stops the
@@ -39,19 +39,20 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from ..delta import mount_sources
+from ..archive import open_archive
 from ..errors import (
     ArchiveError,
     AuthError,
     IntegrityError,
     Interrupted,
+    InvalidReference,
     NotFound,
     UsageError,
 )
@@ -66,16 +67,20 @@ from ..layers.recompress import (
     rewrite_index,
     rewrite_manifest,
 )
+from ..registry.mirrors import TargetClientFactory
+from ..registry.options import RegistryOptions
+from ..settings import load_settings
 from ..util.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from ..archive import ArchiveSource
-    from ..registry.client import RegistryClient, RegistryOptions
+    from ..registry.client import RegistryClient
 
 __all__ = [
     "PushResult",
     "PushedImage",
     "TargetPrefix",
+    "mount_sources",
     "parse_target",
     "plan_targets",
     "push",
@@ -413,8 +418,6 @@ def push(
     the compressed copies of legacy layers while they are pushed (default: the
     system temp directory).
     """
-    from ..archive import open_archive
-
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = progress or NullProgress()
@@ -424,25 +427,21 @@ def push(
     with ExitStack() as stack:
         source: ArchiveSource = stack.enter_context(open_archive(archive_path, allow_delta=True))
         parsed = parse_target(target) if isinstance(target, str) else target
-        # a delta leaves out layers the target must have already (see sneaker.delta)
+        # a delta leaves out layers the target must have already (see sneaker.archive.delta)
         omitted = source.delta.omitted if source.delta is not None else {}
         rename = parsed.apply if isinstance(parsed, TargetPrefix) else None
         targets = plan_targets(source.records, parsed, source.names)
         synthesised = source.format == "docker-legacy"
 
         if client_factory is None:
-            from ..registry.mirrors import make_client_factory
-            from ..registry.options import RegistryOptions as _Options
-            from ..settings import load_settings
-
-            opts = options or _Options()
+            opts = options or RegistryOptions()
             # registries.conf and daemon.json: a blocked target is refused before any
             # request (exit 3, naming the file and line); an insecure one is reached as
             # they say. Mirrors and locations are for reading: pushes go to the target.
             settings = load_settings(plain_http=opts.plain_http)
             for ref in targets:
                 settings.check_blocked(f"{ref.registry}/{ref.repository}")
-            client_factory = stack.enter_context(make_client_factory(settings, opts, push=True))
+            client_factory = stack.enter_context(TargetClientFactory(settings, opts))
             # each target registry once, first: one that is down fails the push here, with
             # one error, instead of in every upload thread
             for registry in dict.fromkeys(ref.registry for ref in targets):
@@ -700,3 +699,46 @@ def _put(client: RegistryClient, ref: Reference, identifier: str, node: Manifest
             f"{ref.registry} stored {ref.repository}:{identifier} as {answered}, "
             f"not as {node.digest}"
         )
+
+
+def mount_sources(
+    repositories: Iterable[str],
+    registry: str,
+    repository: str,
+    rename: Callable[[Reference], Reference] | None = None,
+) -> list[str]:
+    """Repositories of ``registry`` worth asking to mount an omitted blob from, best first.
+
+    ``repositories`` are where the base knew the blob (``registry/path``). In
+    order: those on ``registry`` itself; those renamed as the push renames its
+    images (``rename``, e.g. a target prefix: ``old.example/team/base`` pushed
+    below ``registry/mirror`` is ``mirror/team/base`` there); the same paths on
+    ``registry`` (the base was pushed under its own names). ``repository``, the
+    push's own target, is left out: a HEAD there comes first anyway.
+    """
+    parsed: list[Reference] = []
+    for text in repositories:
+        try:
+            parsed.append(parse_reference(text, default_tag=None))
+        except InvalidReference:
+            continue
+    found: list[str] = []
+
+    def add(path: str) -> None:
+        if path != repository and path not in found:
+            found.append(path)
+
+    for ref in parsed:
+        if ref.registry == registry:
+            add(ref.repository)
+    if rename is not None:
+        for ref in parsed:
+            try:
+                renamed = rename(ref)
+            except UsageError:
+                continue
+            if renamed.registry == registry:
+                add(renamed.repository)
+    for ref in parsed:
+        add(ref.repository)
+    return found

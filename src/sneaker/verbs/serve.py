@@ -40,13 +40,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import TCPServer
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, cast
 
 from .. import __version__
+from ..archive import open_archive
 from ..errors import InvalidDigest, NetworkError, SneakerError, UsageError
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
-from ..image.records import ImageRecord
+from ..image.records import ImageSource
 from ..image.reference import DOCKER_HUB, REPOSITORY_PATH, Reference
 
 __all__ = [
@@ -317,18 +318,6 @@ def repository_aliases(ref: Reference) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-class ArchiveLike(Protocol):
-    """What serve needs of :class:`sneaker.archive.ArchiveSource`."""
-
-    records: list[ImageRecord]
-
-    def open_blob(self, desc: Descriptor) -> BinaryIO: ...
-
-    def has_blob(self, digest: Digest) -> bool: ...
-
-    def blob_path(self, desc: Descriptor) -> Path | None: ...
-
-
 @dataclass(frozen=True)
 class ServedImage:
     """One tag (or untagged digest) being served, for the start-up listing."""
@@ -358,7 +347,7 @@ class Catalog:
 
     repositories: dict[str, _Repository] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
-    blob_sources: dict[Digest, ArchiveLike] = field(default_factory=dict)
+    blob_sources: dict[Digest, ImageSource] = field(default_factory=dict)
     images: list[ServedImage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -367,7 +356,7 @@ class Catalog:
         return self.repositories.get(canonical) if canonical else None
 
 
-def catalog_of(archives: Sequence[tuple[str, ArchiveLike]]) -> Catalog:
+def catalog_of(archives: Sequence[tuple[str, ImageSource]]) -> Catalog:
     """Index the records of ``archives`` (label, source); a later archive wins a repository:tag."""
     catalog = Catalog()
     where: dict[tuple[str, str], str] = {}
@@ -906,7 +895,7 @@ class RegistryServer:
 
     def __init__(
         self,
-        archives: Sequence[tuple[str, ArchiveLike]],
+        archives: Sequence[tuple[str, ImageSource]],
         addr: str = DEFAULT_ADDR,
         *,
         log: Callable[[str], None] | None = None,
@@ -1037,11 +1026,9 @@ def serve(
     An address that cannot be bound (in use, not this machine's) raises
     :class:`~sneaker.errors.NetworkError`.
     """
-    from ..archive import open_archive
-
     if not paths:
         raise UsageError("no archive to serve", hint="name at least one: sneaker serve images.tar")
-    opened: list[tuple[str, ArchiveLike]] = []
+    opened: list[tuple[str, ImageSource]] = []
     closers: list[Callable[[], None]] = []
     try:
         for path in paths:

@@ -1,8 +1,8 @@
 """``unpack``: one image's root filesystem, layer over layer, into a directory.
 
-The image comes from anything that hands over :class:`~sneaker.image.records.ImageRecord`
-objects and their blobs: an archive (:func:`sneaker.archive.open_archive`) or a
-record and a :class:`~sneaker.image.records.BlobSource` from elsewhere (a registry).
+The image comes from any :class:`~sneaker.image.records.ImageSource`: an archive
+(:func:`sneaker.archive.open_archive`) or a registry read through the blob cache
+(:mod:`sneaker.transfer.source`, :func:`unpack_remote`).
 Layers are applied by :mod:`sneaker.layers.apply` (whiteouts, links, never outside
 the destination). Each layer's compressed digest and size and its ``diff_id``
 are checked while it streams; a mismatch stops the unpack with IntegrityError.
@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ArchiveError,
@@ -35,7 +35,7 @@ from ..image.config import MAX_CONFIG_BYTES, parse_config
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
 from ..image.platform import Platform
-from ..image.records import BlobSource, ImageRecord
+from ..image.records import BlobSource, ImageRecord, ImageSource
 from ..image.reference import names_registry_host, parse_reference
 from ..image.selection import PlatformRequest, select_manifests
 from ..layers.apply import (
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CONFIG_BYTES",
-    "RecordSource",
     "UnpackResult",
     "check_dest",
     "choose_record",
@@ -63,13 +62,6 @@ __all__ = [
 
 _MAX_NESTING = 4
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-class RecordSource(BlobSource, Protocol):
-    """A source of named images and their blobs (an opened archive, say)."""
-
-    @property
-    def records(self) -> Sequence[ImageRecord]: ...
 
 
 @dataclass
@@ -262,7 +254,7 @@ def _prepare_dest(dest: Path, force: bool) -> tuple[Path, bool]:
 
 
 def unpack(
-    source: RecordSource | tuple[ImageRecord, BlobSource],
+    source: ImageSource,
     dest: Path,
     *,
     platform: Platform | None = None,
@@ -281,10 +273,7 @@ def unpack(
     is refused unless ``force``. Warnings (skipped device nodes) go to ``warn``
     (else to the progress's messages: once, either way) and are listed in the result.
     """
-    if isinstance(source, tuple):
-        record, blobs = source
-    else:
-        record, blobs = choose_record(source.records, image), source
+    record, blobs = choose_record(source.records, image), source
     name = _record_name(record)
     progress = progress or NullProgress()
     manifest, chosen = _choose_manifest(record, blobs, platform, name)
@@ -394,7 +383,7 @@ def _check_blob(compressed: HashingReader, desc: Descriptor, what: str) -> None:
 
 
 if TYPE_CHECKING:  # for unpack_remote (kept beside it)
-    from ..registry.client import RegistryClient
+    from ..registry.reader import RegistryReader
     from ..settings import RegistrySettings
 
 
@@ -410,7 +399,7 @@ def unpack_remote(
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
     settings: RegistrySettings | None = None,
-    client_factory: Callable[[str], RegistryClient] | None = None,
+    client_factory: Callable[[str], RegistryReader] | None = None,
 ) -> UnpackResult:
     """Unpack an image straight from a registry: resolve, fetch into the cache, apply.
 
@@ -418,24 +407,19 @@ def unpack_remote(
     which default to :func:`sneaker.settings.load_settings`): mirrors, insecure and
     blocked registries apply as for ``pull``.
     """
+    # start-up: unpacking an archive loads no registry code; only this function needs it
     from ..registry.mirrors import client_factory_for
     from ..transfer.cache import BlobCache, default_cache_dir
-    from ..transfer.fetch import BlobJob, fetch_blobs
-    from ..transfer.remote import resolve
+    from ..transfer.source import resolve_images
 
     ref = parse_reference(reference)
     request = PlatformRequest((platform,) if platform is not None else ())
     cache = BlobCache(cache_dir or default_cache_dir())
     with client_factory_for(options, settings, client_factory) as factory:
-        client = factory(ref.registry)
-        resolved = resolve(client, ref, request)
-        jobs_list = [
-            BlobJob(client, ref.repository, desc, f"{ref.familiar} {desc.digest.short}")
-            for desc in resolved.record.blobs()
-        ]
-        fetch_blobs(jobs_list, cache, parallel=jobs, progress=progress)
+        source = resolve_images([ref], factory, request, cache=cache)
+        source.fetch(parallel=jobs, progress=progress)
     return unpack(
-        (resolved.record, cache),
+        source,
         dest,
         platform=platform,
         force=force,

@@ -23,25 +23,25 @@ import hashlib
 import json
 import os
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from ..archive import open_archive
+from ..archive.split import part_path, split_parts
 from ..errors import ArchiveError, IntegrityError, SneakerError, VerificationFailed
 from ..image import mediatypes as mt
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
 from ..image.platform import Platform
-from ..image.records import BlobSource, ImageRecord
+from ..image.records import ImageRecord, ImageSource
 from ..layers.apply import DEFAULT_LIMITS, LayerLimits, diff_id_of
 from ..util.progress import NullProgress, Progress
 from ..util.streams import HashingReader
 
 __all__ = [
     "MAX_CONFIG_BYTES",
-    "VerifiableSource",
     "verify",
     "verify_archive",
     "verify_or_raise",
@@ -52,17 +52,6 @@ _MAX_NESTING = 4
 _IMAGE_CONFIGS = frozenset({mt.DOCKER_CONFIG, mt.OCI_CONFIG})
 _MAX_CHECKSUM_LINES = 4096
 _HEXDIGITS = frozenset(string.hexdigits)
-
-
-class VerifiableSource(BlobSource, Protocol):
-    """What ``verify`` needs of a source: its images, and its blobs with their sizes."""
-
-    @property
-    def records(self) -> Sequence[ImageRecord]: ...
-
-    def has_blob(self, digest: Digest) -> bool: ...
-
-    def blob_size(self, digest: Digest) -> int | None: ...
 
 
 @dataclass
@@ -95,7 +84,7 @@ def _rest_of(exc: SneakerError, what: str) -> str:
 
 class _Verifier:
     def __init__(
-        self, source: VerifiableSource, deep: bool, limits: LayerLimits, progress: Progress
+        self, source: ImageSource, deep: bool, limits: LayerLimits, progress: Progress
     ) -> None:
         self.source = source
         self.deep = deep
@@ -341,7 +330,7 @@ class _Verifier:
 
 
 def verify(
-    source: VerifiableSource | str | os.PathLike[str],
+    source: ImageSource | str | os.PathLike[str],
     *,
     deep: bool = False,
     limits: LayerLimits = DEFAULT_LIMITS,
@@ -360,7 +349,7 @@ def verify(
 
 
 def verify_or_raise(
-    source: VerifiableSource,
+    source: ImageSource,
     *,
     deep: bool = False,
     limits: LayerLimits = DEFAULT_LIMITS,
@@ -390,9 +379,6 @@ def verify_archive(
     line naming it (``OUT.001: checksum mismatch ...``), and then a failure to
     open the joined parts is one more problem line instead of an error.
     """
-    from ..archive import open_archive
-    from ..archive.split import split_parts
-
     path = Path(path)
     problems: list[str] = []
     if not path.exists() and split_parts(path):
@@ -428,8 +414,6 @@ def _read_checksums(checksum: Path) -> list[tuple[str, str]]:
 
 def _check_split_parts(base: Path, progress: Progress) -> list[str]:
     """Each part of split set ``base`` (and the parts joined) against ``OUT.sha256``."""
-    from ..archive.split import part_path, split_parts
-
     checksum = base.with_name(f"{base.name}.sha256")
     if not checksum.is_file():
         return []

@@ -1,7 +1,12 @@
 """Delta archives: only the layers the other side lacks, and a note of what was left out.
 
+This module owns the format (the marker, :class:`DeltaMarker`) and the errors
+that refuse a delta where it cannot go. Planning a delta is the pull side's
+(:func:`sneaker.verbs.pull.plan_delta`), completing one on a registry the
+push side's (:func:`sneaker.verbs.push.mount_sources`).
+
 ``sneaker pull --since BASE_ARCHIVE`` (or ``--have INVENTORY.json``, see
-:mod:`sneaker.inventory`) writes a *delta*: an archive that names and
+:mod:`sneaker.image.inventory`) writes a *delta*: an archive that names and
 describes its images completely but leaves out the layer blobs the other side
 of the air gap already has. ``sneaker push`` of the delta onto a registry that
 received the base (BASE_ARCHIVE, or the registry the inventory was taken of) completes
@@ -52,19 +57,15 @@ says what the archive is and what to do with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ArchiveError, InvalidDigest, InvalidReference, UnsupportedError, UsageError
-from .image.digest import Digest
-from .image.records import ImageRecord
-from .image.reference import Reference, parse_reference
-from .util.progress import human_size
-
-if TYPE_CHECKING:
-    from .inventory import Inventory
+from ..errors import ArchiveError, InvalidDigest, UnsupportedError, UsageError
+from ..image.digest import Digest
+from ..util.jsondoc import DocumentKind, parse_document
+from ..util.progress import human_size
 
 __all__ = [
     "DELTA_FORMAT",
@@ -75,8 +76,6 @@ __all__ = [
     "OmittedBlob",
     "delta_refusal",
     "docker_format_refusal",
-    "mount_sources",
-    "plan_delta",
 ]
 
 #: the marker file at the root of a delta layout
@@ -85,6 +84,17 @@ DELTA_FORMAT = "sneaker-delta"
 DELTA_VERSION = 1
 #: markers larger than this are refused (about 80 000 omitted layers)
 MAX_MARKER_BYTES = 16 * 1024 * 1024
+
+
+#: the marker as a versioned JSON document (format, version, size cap)
+MARKER_KIND = DocumentKind(
+    format=DELTA_FORMAT,
+    version=DELTA_VERSION,
+    noun="delta marker",
+    max_bytes=MAX_MARKER_BYTES,
+    error=ArchiveError,
+    version_hint="use the sneaker version that wrote the delta, or a newer one",
+)
 
 
 @dataclass(frozen=True)
@@ -124,8 +134,7 @@ class DeltaMarker:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": DELTA_FORMAT,
-            "version": DELTA_VERSION,
+            **MARKER_KIND.fields(),
             "base": list(self.base),
             "omitted": [self.omitted[d].to_json() for d in sorted(self.omitted)],
         }
@@ -138,21 +147,7 @@ class DeltaMarker:
     def from_bytes(cls, raw: bytes, *, where: str = DELTA_MARKER) -> DeltaMarker:
         """Parse a marker; :class:`ArchiveError` when it is malformed,
         :class:`UnsupportedError` when it is of a version this sneaker does not know."""
-        if len(raw) > MAX_MARKER_BYTES:
-            raise ArchiveError(f"{where} is larger than the {MAX_MARKER_BYTES >> 20} MiB limit")
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise ArchiveError(f"{where} is not valid JSON ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != DELTA_FORMAT:
-            raise ArchiveError(f"{where} is not a sneaker delta marker")
-        version = doc.get("version")
-        if version != DELTA_VERSION:
-            raise UnsupportedError(
-                f"{where}: delta format version {version!r} is not supported "
-                f"(this sneaker reads version {DELTA_VERSION})",
-                hint="use the sneaker version that wrote the delta, or a newer one",
-            )
+        doc = parse_document(raw, MARKER_KIND, where)
         base = doc.get("base", [])
         entries = doc.get("omitted")
         if not isinstance(base, list) or not all(isinstance(b, str) for b in base):
@@ -187,30 +182,6 @@ def _omitted_from_json(entry: Any, where: str) -> OmittedBlob:
     return OmittedBlob(digest, size, media_type, tuple(repositories))
 
 
-def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
-    """The layers of ``records`` that ``base`` has, as a marker.
-
-    Only layers are left out: indexes, manifests and configs always travel (a
-    digest that is a config anywhere in ``records`` is never omitted), and so
-    does a non-distributable layer (one with ``urls``), which registries may
-    not hold.
-    """
-    configs = {m.config.digest for r in records for m in r.manifests()}
-    omitted: dict[Digest, OmittedBlob] = {}
-    for record in records:
-        for manifest in record.manifests():
-            for layer in manifest.layers:
-                if layer.digest in configs or layer.digest in omitted or layer.urls:
-                    continue
-                known = base.blobs.get(layer.digest)
-                if known is None or known.size != layer.size:
-                    continue
-                omitted[layer.digest] = OmittedBlob(
-                    layer.digest, layer.size, layer.media_type, tuple(sorted(known.repositories))
-                )
-    return DeltaMarker(omitted, tuple(base.sources))
-
-
 def delta_refusal(path: Path | str, marker: DeltaMarker) -> UnsupportedError:
     """The error every reader but ``push`` and ``inventory`` raises for a delta."""
     if marker.base:
@@ -235,46 +206,3 @@ def docker_format_refusal() -> UsageError:
         "onto a registry that holds the images of its base (the --since archive, or what "
         "the --have inventory lists); pull without --since/--have for docker load",
     )
-
-
-def mount_sources(
-    repositories: Iterable[str],
-    registry: str,
-    repository: str,
-    rename: Callable[[Reference], Reference] | None = None,
-) -> list[str]:
-    """Repositories of ``registry`` worth asking to mount an omitted blob from, best first.
-
-    ``repositories`` are where the base knew the blob (``registry/path``). In
-    order: those on ``registry`` itself; those renamed as the push renames its
-    images (``rename``, e.g. a target prefix: ``old.example/team/base`` pushed
-    below ``registry/mirror`` is ``mirror/team/base`` there); the same paths on
-    ``registry`` (the base was pushed under its own names). ``repository``, the
-    push's own target, is left out: a HEAD there comes first anyway.
-    """
-    parsed: list[Reference] = []
-    for text in repositories:
-        try:
-            parsed.append(parse_reference(text, default_tag=None))
-        except InvalidReference:
-            continue
-    found: list[str] = []
-
-    def add(path: str) -> None:
-        if path != repository and path not in found:
-            found.append(path)
-
-    for ref in parsed:
-        if ref.registry == registry:
-            add(ref.repository)
-    if rename is not None:
-        for ref in parsed:
-            try:
-                renamed = rename(ref)
-            except UsageError:
-                continue
-            if renamed.registry == registry:
-                add(renamed.repository)
-    for ref in parsed:
-        add(ref.repository)
-    return found
