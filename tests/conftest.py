@@ -14,6 +14,9 @@ Fixtures:
   built_images    BuiltImages: sneaker-test/app:1 (+ app_output, app_id), small images
   seeded          Seeded: the app pushed to every session registry
   multiarch       MultiArch: index test/multi:1 in `registry` (amd64, arm64, attestation)
+  artifacts       SeededArtifacts: a Helm chart, cosign signatures, OCI 1.1 referrers (SBOMs,
+                  attestation) with fallback tags, in a registry of their own
+  hauler_manifest HaulerManifest: a Hauler manifest file naming the `artifacts` content
   podman          Podman: private vfs storage; .run(*args), .load(archive)
   containerd      Containerd: private containerd; .ctr(*args), .import_archive(archive)
 """
@@ -32,6 +35,12 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from tests.fixtures.artifacts import (  # noqa: E402
+    HaulerManifest,
+    SeededArtifacts,
+    seed_artifacts,
+    write_hauler_manifest,
+)
 from tests.fixtures.containerd import Containerd, start_containerd  # noqa: E402
 from tests.fixtures.docker import DockerDaemon, start_docker  # noqa: E402
 from tests.fixtures.images import BuiltImages, build_images, busybox_path  # noqa: E402
@@ -186,6 +195,27 @@ def multiarch(
         yield build_multiarch(docker, built_images, registry, workdir)
     finally:
         remove_tree(workdir)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Iterator[SeededArtifacts]:
+    """tests/fixtures/artifacts.py's content, seeded into a fresh plain registry (no referrers
+    API), so its tag lists hold nothing else."""
+    workdir = short_tempdir("snka-")
+    try:
+        proc = start_plain_registry(workdir / "registry")
+        try:
+            yield seed_artifacts(proc.info, workdir / "content")
+        finally:
+            proc.stop()
+    finally:
+        remove_tree(workdir)
+
+
+@pytest.fixture
+def hauler_manifest(artifacts: SeededArtifacts, tmp_path: Path) -> HaulerManifest:
+    """``hauler-manifest.yaml`` (kinds Images and Charts) naming the `artifacts` content."""
+    return write_hauler_manifest(tmp_path / "hauler-manifest.yaml", artifacts)
 
 
 @pytest.fixture(scope="session")

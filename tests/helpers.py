@@ -157,6 +157,25 @@ def urlopen(
     return urllib.request.build_opener(*handlers).open(request, timeout=timeout)
 
 
+def http_request(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+    method: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request without a proxy: (status, headers with lower-case names, body), errors too."""
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method)
+    try:
+        with urlopen(request, timeout=timeout, ssl_context=ssl_context) as response:
+            answer = {k.lower(): v for k, v in response.headers.items()}
+            return response.status, answer, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+
+
 def http_status(
     url: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 5.0
 ) -> int | None:

@@ -10,9 +10,7 @@ import base64
 import json
 import tarfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from tests.fixtures.podman import Podman
 from tests.fixtures.registry import MakeRegistry, RegistryInfo, TokenRegistryInfo
 from tests.fixtures.seeding import Seeded, inspect_args, seed
 from tests.fixtures.tools import skopeo, umoci
-from tests.helpers import http_status, in_ci, need, urlopen
+from tests.helpers import http_request, http_status, in_ci, need
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +47,8 @@ def _request(
     info: RegistryInfo | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """(status, headers with lower-case names, body)"""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     ctx = info.ssl_context() if info is not None else None
-    try:
-        with urlopen(req, timeout=30, ssl_context=ctx) as resp:
-            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+    return http_request(url, headers=headers, data=data, method=method, ssl_context=ctx)
 
 
 def _basic(user: str, password: str) -> str:
