@@ -22,7 +22,8 @@ from sneaker.image.model import Descriptor, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference
 from sneaker.verbs.pull import plan_delta
-from sneaker.verbs.push import TargetPrefix, mount_sources, push
+from sneaker.verbs.push import TargetPrefix, push
+from sneaker.verbs.pushplan import mount_sources
 from sneaker.verbs.verify import verify_archive
 from tests.unit.test_archive_common import Blobs, dumps, make_record, tar_json, tar_members
 

@@ -1,4 +1,5 @@
-"""Where ``push`` sends each image (TARGET rule) and how records are rewritten: no network."""
+"""Where ``push`` sends each image and blob (TARGET rule, the push plan) and how records
+are rewritten: no network."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from sneaker.image.digest import Digest
 from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference, parse_reference
-from sneaker.verbs.push import (
-    PushedImage,
-    PushResult,
+from sneaker.verbs.push import PushedImage, PushResult
+from sneaker.verbs.pushplan import (
+    BlobDestination,
+    ListedManifest,
+    ManifestPut,
     TargetPrefix,
     _post_order,
     _rewrite_record,
+    layers_to_compress,
     parse_target,
+    plan_push,
     plan_targets,
 )
 
@@ -217,3 +222,199 @@ def test_result_json() -> None:
     assert data["images"][0]["recompressed"] is True
     assert data["images"][0]["target"] == "localhost:5000/app:1"
     json.dumps(data)
+
+
+# -- plan_push: targets -----------------------------------------------------------------
+
+
+def _layer_digest(record: ImageRecord) -> Digest:
+    assert isinstance(record.root, Manifest)
+    return record.root.layers[0].digest
+
+
+def test_plan_goes_under_the_tag_or_else_the_digest() -> None:
+    tagged, untagged = _record("localhost:5000/a:1"), _record(None, b"x")
+    (image,) = plan_push([tagged], None).images
+    assert str(image.ref) == "localhost:5000/a:1"
+    assert image.manifests[-1] == ManifestPut("1", tagged.root)
+    assert str(image.shown) == "localhost:5000/a:1"
+    digest_ref = f"localhost:5000/b@{untagged.root.digest}"
+    (image,) = plan_push([untagged], digest_ref).images
+    assert image.manifests[-1] == ManifestPut(str(untagged.root.digest), untagged.root)
+    assert str(image.shown) == digest_ref
+    # a digest-only name from the archive (the source's digest) is replaced by ours
+    pulled = ImageRecord(parse_reference(f"quay.io/x/y@sha256:{'c' * 64}"), _manifest(b"y"))
+    (image,) = plan_push([pulled], "localhost:5000/m").images
+    assert image.ref.digest == pulled.root.digest
+    assert image.manifests[-1].identifier == str(pulled.root.digest)
+
+
+def test_plan_refuses_a_target_digest_that_is_not_the_image() -> None:
+    other = f"sha256:{'d' * 64}"
+    with pytest.raises(UsageError, match="is not the image's digest"):
+        plan_push([_record("a:1")], f"localhost:5000/a@{other}")
+    with pytest.raises(UsageError, match="asks for digest"):
+        plan_push([_record("a:1")], f"localhost:5000/a:1@{other}")
+
+
+def test_plan_pushes_one_name_once_and_refuses_two_images_for_it() -> None:
+    same = _record("localhost:5000/a:1")
+    plan = plan_push([same, same], None, names=["first", "second"])
+    assert [(i.number, i.name) for i in plan.images] == [(0, "first")]
+    with pytest.raises(UsageError, match="two different images"):
+        plan_push([same, _record("localhost:5000/a:1", b"other")], None)
+
+
+# -- plan_push: blobs and mounts -----------------------------------------------------------
+
+
+def test_plan_sends_each_blob_to_a_registry_once_into_every_repository() -> None:
+    one, two = _record("localhost:5000/a:1"), _record("localhost:5000/b:1")
+    far = _record("localhost:6000/c:1")
+    plan = plan_push([one, two, far], None)
+    assert plan.batches[0] == ()
+    by_place = {(b.registry, b.desc.digest): b for b in plan.batches[1]}
+    assert len(by_place) == 4  # a config and a layer, on each of two registries
+    shared = by_place[("localhost:5000", _layer_digest(one))]
+    assert [d.repository for d in shared.destinations] == ["a", "b"]
+    assert all(d.mount_from == () for d in shared.destinations)
+    (alone,) = by_place[("localhost:6000", _layer_digest(one))].destinations
+    assert alone.repository == "c"
+    assert not any(b.from_base or b.recompressed for b in plan.batches[1])
+
+
+def test_plan_mounts_from_the_repository_the_image_was_pulled_from() -> None:
+    pulled = _record("localhost:5000/src/app:1")
+    plan = plan_push([pulled], "localhost:5000/mirror")
+    for blob in plan.batches[1]:
+        (dest,) = blob.destinations
+        assert dest == BlobDestination("mirror/src/app", ("src/app",))
+    # from another registry there is nothing to mount from
+    plan = plan_push([_record("quay.io/src/app:1")], "localhost:5000/mirror")
+    assert all(d.mount_from == () for b in plan.batches[1] for d in b.destinations)
+    # pushed back where it came from: not from itself either
+    plan = plan_push([pulled], None)
+    assert all(d.mount_from == () for b in plan.batches[1] for d in b.destinations)
+
+
+def test_plan_mounts_a_delta_base_layer_from_its_recorded_repositories_first() -> None:
+    record = _record("localhost:5000/team/app:2", b"big layer")
+    base_layer = _layer_digest(record)
+    omitted = {base_layer: ["old.example/team/base", "localhost:5000/team/app"]}
+    plan = plan_push([record], "target.example/mirror", omitted=omitted)
+    (first,) = plan.batches[0]
+    assert first.desc.digest == base_layer
+    assert first.from_base
+    (dest,) = first.destinations
+    assert dest.repository == "mirror/team/app"
+    # renamed as this push renames images, then the same paths (its own target left out)
+    assert dest.mount_from == ("mirror/team/base", "team/base", "team/app")
+    (config,) = plan.batches[1]
+    assert not config.from_base
+    assert config.desc.digest != base_layer
+
+
+def test_plan_puts_the_pulled_from_repository_before_the_delta_base() -> None:
+    record = _record("localhost:5000/src/app:2")
+    layer = _layer_digest(record)
+    plan = plan_push(
+        [record], "localhost:5000/mirror", omitted={layer: ["localhost:5000/src/app", "x/base"]}
+    )
+    (blob,) = plan.batches[0]
+    (dest,) = blob.destinations
+    assert dest.mount_from == ("src/app", "mirror/x/base", "x/base")
+
+
+def test_plan_leaves_out_a_foreign_layer_the_archive_does_not_carry() -> None:
+    foreign = {
+        "mediaType": mt.DOCKER_FOREIGN_LAYER,
+        "size": 7,
+        "digest": str(_sha(b"foreign")),
+        "urls": ["https://example.com/layer"],
+    }
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.DOCKER_MANIFEST,
+        "config": {"mediaType": mt.DOCKER_CONFIG, "size": 1, "digest": str(_sha(b"c"))},
+        "layers": [foreign, {"mediaType": mt.DOCKER_LAYER, "size": 1, "digest": str(_sha(b"l"))}],
+    }
+    manifest = parse_manifest(json.dumps(doc).encode())
+    record = ImageRecord(parse_reference("localhost:5000/w:1"), manifest)
+    absent = plan_push([record], None, has_blob=lambda d: d != _sha(b"foreign"))
+    assert _sha(b"foreign") not in {b.desc.digest for b in absent.batches[1]}
+    assert _sha(b"foreign") not in absent.images[0].counted
+    assert len(absent.images[0].counted) == 2
+    present = plan_push([record], None, has_blob=lambda d: True)
+    assert _sha(b"foreign") in {b.desc.digest for b in present.batches[1]}
+
+
+def test_plan_orders_blobs_largest_first() -> None:
+    small, large = _record("localhost:5000/a:1", b"s"), _record("localhost:5000/b:1", b"l" * 50)
+    plan = plan_push([small, large], None)
+    sizes = [b.desc.size for b in plan.batches[1]]
+    assert sizes == sorted(sizes, reverse=True)
+    assert plan.batches[1][0].desc.digest == _layer_digest(large)
+
+
+# -- plan_push: manifests and counts ---------------------------------------------------------
+
+
+def test_plan_puts_children_first_once_per_repository_and_the_root_under_each_tag() -> None:
+    a, b = _manifest(b"a"), _manifest(b"b")
+    top = _index(a, b)
+    children: dict[Digest, Manifest | Index] = {a.digest: a, b.digest: b}
+    one = ImageRecord(parse_reference("localhost:5000/app:1"), top, children)
+    two = ImageRecord(parse_reference("localhost:5000/app:2"), top, children)
+    plan = plan_push([one, two], None)
+    first, second = plan.images
+    assert [p.identifier for p in first.manifests] == [str(a.digest), str(b.digest), "1"]
+    assert [p.identifier for p in second.manifests] == ["2"]  # the children are there
+    assert first.manifests[-1].node is top
+    # the second tag's blobs were reported by the first: skipped, whatever happened
+    assert len(first.counted) == 4
+    assert first.repeated == 0
+    assert second.counted == ()
+    assert second.repeated == 4
+    assert first.listed == second.listed == ()
+
+
+def test_plan_lists_index_children_the_archive_lacks() -> None:
+    a, b = _manifest(b"a"), _manifest(b"b")
+    top = _index(a, b)
+    record = ImageRecord(parse_reference("localhost:5000/app:1"), top, {a.digest: a})
+    (image,) = plan_push([record], None).images
+    assert image.listed == (ListedManifest(top.digest, b.digest),)
+    assert [p.identifier for p in image.manifests] == [str(a.digest), "1"]
+
+
+# -- plan_push: legacy layers ------------------------------------------------------------------
+
+
+def test_plan_uploads_compressed_copies_of_legacy_layers() -> None:
+    legacy = ImageRecord(
+        parse_reference("localhost:5000/old:1"), _manifest(b"tar", mt.DOCKER_LAYER_TAR)
+    )
+    (layer,) = layers_to_compress([legacy], synthesised=True)
+    assert layer.digest == _sha(b"tar")
+    assert layers_to_compress([_record("a:1")], synthesised=True) == []
+    gz = Descriptor(mt.DOCKER_LAYER, _sha(b"gz"), 2)
+    plan = plan_push([legacy], None, compressed={layer.digest: gz})
+    (image,) = plan.images
+    assert image.source_digest == legacy.root.digest
+    assert image.record.root.digest != legacy.root.digest
+    assert isinstance(image.record.root, Manifest)
+    assert image.record.root.layers == (gz,)
+    assert image.manifests[-1].node is image.record.root
+    recompressed = {b.desc.digest: b.recompressed for b in plan.batches[1]}
+    assert recompressed == {gz.digest: True, legacy.root.config.digest: False}
+
+
+def test_layers_to_compress_once_each_largest_first() -> None:
+    small = _manifest(b"t", mt.DOCKER_LAYER_TAR)
+    big = _manifest(b"t" * 9, mt.DOCKER_LAYER_TAR)
+    oci = _manifest(b"o", mt.OCI_LAYER)
+    records = [ImageRecord(None, small), ImageRecord(None, big), ImageRecord(None, small)]
+    assert [d.size for d in layers_to_compress(records, synthesised=False)] == [9, 1]
+    # an uncompressed OCI layer only when the archive came without manifests
+    assert layers_to_compress([ImageRecord(None, oci)], synthesised=False) == []
+    assert len(layers_to_compress([ImageRecord(None, oci)], synthesised=True)) == 1

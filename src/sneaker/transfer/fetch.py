@@ -40,7 +40,7 @@ from ..errors import IntegrityError, Interrupted, NetworkError, RegistryError
 from ..image.digest import DigestingWriter
 from ..image.model import Descriptor
 from ..util.progress import NullProgress, Progress
-from .cache import BlobCache
+from .cache import BlobCache, PartialState
 
 if TYPE_CHECKING:
     from ..registry.client import BlobResponse
@@ -51,11 +51,15 @@ T = TypeVar("T")
 __all__ = [
     "CHUNK",
     "ArrivingBlobs",
+    "BlobDownload",
     "BlobJob",
+    "DownloadState",
     "FetchStats",
     "fetch_blobs",
     "fetch_one",
     "fetch_while",
+    "partial_verdict",
+    "trusted_resume",
 ]
 
 #: bytes read from the socket and written to the partial file at a time
@@ -102,12 +106,27 @@ def _backoff(attempt: int) -> float:
     return float(min(5.0, 0.1 * (2**attempt)) * (0.5 + random.random()))
 
 
-def _trusted_resume(response: BlobResponse, offset: int, size: int) -> bool:
-    """A 206 carrying exactly the bytes from ``offset`` to the end of the blob."""
-    if offset <= 0 or response.status != 206 or response.content_range is None:
+def trusted_resume(
+    status: int, content_range: tuple[int, int, int | None] | None, offset: int, size: int
+) -> bool:
+    """A 206 carrying exactly the bytes from ``offset`` to the end of a blob of ``size``."""
+    if offset <= 0 or status != 206 or content_range is None:
         return False
-    start, end, total = response.content_range
+    start, end, total = content_range
     return start == offset and end == size - 1 and total in (None, size)
+
+
+def partial_verdict(on_disk: int, size: int) -> str:
+    """What a partial file of ``on_disk`` bytes means for a blob of ``size`` bytes.
+
+    ``"too long"``: discard it; ``"complete"``: verify it and commit it without a
+    request; ``"continue"``: ask for the rest (everything, when it is empty).
+    """
+    if on_disk > size:
+        return "too long"
+    if on_disk == size and on_disk > 0:
+        return "complete"
+    return "continue"
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:
@@ -130,6 +149,251 @@ def _complete_partial(cache: BlobCache, desc: Descriptor, key: str) -> bool:
     return True
 
 
+@dataclass
+class DownloadState:
+    """What one blob's download has been through, and what that makes of the next failure.
+
+    Pure: it counts and decides; :class:`BlobDownload` does the I/O. The policy
+    is the module's: a cut body continues, with a backoff, until
+    :data:`STALL_ATTEMPTS` cuts in a row brought no new byte or
+    :data:`MAX_ATTEMPTS` cuts in all; a blob starts over from zero at most once.
+    """
+
+    #: the bytes being verified include some kept from an earlier attempt or run
+    reused: bool = False
+    #: the blob started over from zero once already (it never does twice)
+    restarted: bool = False
+    #: body cuts in a row that brought no new byte to disk
+    stalls: int = 0
+    #: body cuts in all
+    attempts: int = 0
+    #: the most bytes the partial file has held
+    furthest: int = -1
+
+    def reached(self, on_disk: int) -> None:
+        self.furthest = max(self.furthest, on_disk)
+
+    def restart(self) -> bool:
+        """Start over from zero? Yes, once; after that the failure stands."""
+        if self.restarted:
+            return False
+        self.restarted = True
+        return True
+
+    def range_refused(self, offset: int, status: int | None) -> bool:
+        """The registry refused a range request (a 206 for other bytes, a 416): start over?"""
+        return offset > 0 and status in (206, 416) and self.restart()
+
+    def body_cut(self, on_disk: int) -> float | None:
+        """A body cut off with ``on_disk`` bytes kept: seconds to wait before continuing
+        from there, or None to give up."""
+        self.attempts += 1
+        self.stalls = 0 if on_disk > self.furthest else self.stalls + 1
+        self.reached(on_disk)
+        if self.stalls >= STALL_ATTEMPTS or self.attempts >= MAX_ATTEMPTS:
+            return None
+        return _backoff(self.stalls)
+
+    def mismatch(self) -> bool:
+        """Bytes that do not match the digest: start over whole (True: the bytes kept from
+        an earlier run may be the bad ones), or leave the verdict to the client (False)."""
+        return self.reused and self.restart()
+
+
+class BlobDownload:
+    """One blob from a registry into the cache, one method per step.
+
+    :meth:`run`: the cache has it? -> take the digest's lock -> the cache has it
+    now? -> then attempt after attempt (:meth:`_attempt`): look at the partial
+    file (:meth:`_check_partial`) -> request the rest or the whole blob
+    (:meth:`_request`) -> stream it to the partial file, hashing, and verify
+    (:meth:`_stream`, :meth:`_write`) -> commit (:meth:`_commit`). A failure goes
+    to its own step: a cut body waits and continues (:meth:`_body_cut`), bytes
+    that were not asked for start the blob over (:meth:`_restart`), a mismatch
+    starts over or is the client's to judge (:meth:`_mismatch`). What the download has been
+    through is its :class:`DownloadState`.
+    """
+
+    def __init__(
+        self,
+        job: BlobJob,
+        cache: BlobCache,
+        progress: Progress,
+        sleep: Callable[[float], None] = time.sleep,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.job = job
+        self.desc = job.desc
+        self.key = str(job.desc.digest)
+        self.label = job.label or job.desc.digest.short
+        self.cache = cache
+        self.progress = progress
+        self.sleep = sleep
+        self.cancel = cancel
+        self.state = DownloadState()
+        #: what the partial file held when the current attempt began, and from where it asks
+        self.partial: PartialState | None = None
+        self.offset = 0
+
+    def run(self) -> str:
+        """Fetch the blob; return ``"cached"``, ``"resumed"`` or ``"downloaded"``."""
+        self.progress.start(self.key, self.label, self.desc.size)
+        if self._in_cache():
+            return "cached"
+        with self.cache.locked(self.desc.digest, cancel=self.cancel, on_wait=self._waiting):
+            if self._in_cache():  # the other process finished it meanwhile
+                return "cached"
+            while True:
+                outcome = self._attempt()
+                if outcome is not None:
+                    return outcome
+
+    def _in_cache(self) -> bool:
+        if not self.cache.has(self.desc):
+            return False
+        self.progress.finish(self.key, "cached")
+        return True
+
+    def _waiting(self) -> None:
+        self.progress.message(f"{self.label}: waiting for another sneaker process to download it")
+
+    def _attempt(self) -> str | None:
+        """One request: the outcome once the blob is in the cache, None to go again."""
+        _check_cancel(self.cancel)
+        if self._check_partial():
+            self.progress.finish(self.key, "resumed")
+            return "resumed"
+        response = self._request()
+        if response is None:
+            return None
+        try:
+            with response:
+                if not self._stream(response):
+                    return None
+        except NetworkError:
+            if not self._body_cut():
+                raise
+            return None
+        except IntegrityError as exc:
+            self._mismatch(exc)
+            return None
+        return self._commit()
+
+    def _check_partial(self) -> bool:
+        """Where this attempt starts (``offset``); True when the partial file held the
+        whole blob, verified and now committed."""
+        self.partial = self.cache.partial(self.desc.digest)
+        self.offset = self.partial.size if self.partial is not None else 0
+        verdict = partial_verdict(self.offset, self.desc.size)
+        if verdict == "too long":
+            self.cache.discard_partial(self.desc.digest)
+        elif verdict == "complete" and _complete_partial(self.cache, self.desc, self.key):
+            return True
+        if verdict != "continue":
+            self.partial, self.offset = None, 0
+        self.state.reached(self.offset)
+        return False
+
+    def _request(self) -> BlobResponse | None:
+        """Ask for the bytes from ``offset`` on (all of them from 0); None when the registry
+        refused the range and the blob starts over."""
+        try:
+            return self.job.client.open_blob(
+                self.job.repository,
+                self.desc.digest,
+                offset=self.offset,
+                validator=self.partial.validator if self.partial else None,
+            )
+        except RegistryError as exc:
+            # a 206 for other bytes than asked, or a range the registry cannot serve
+            if not self.state.range_refused(self.offset, exc.status):
+                raise
+            self.cache.discard_partial(self.desc.digest)
+            return None
+
+    def _stream(self, response: BlobResponse) -> bool:
+        """Write the body, or start over when it holds bytes we did not ask for (False)."""
+        resume = trusted_resume(
+            response.status, response.content_range, self.offset, self.desc.size
+        )
+        if response.status == 206 and not resume:
+            self._restart(response)
+            return False
+        self._write(response, resume)
+        return True
+
+    def _restart(self, response: BlobResponse) -> None:
+        """A 206 for other bytes than asked: the blob starts again from zero, once; the
+        second time the registry's answer is an error."""
+        response.close()
+        self.cache.discard_partial(self.desc.digest)
+        if not self.state.restart():
+            raise RegistryError(
+                f"{self.job.client.registry} answered a range request for blob "
+                f"{self.key} with Content-Range {response.headers.get('Content-Range')!r}",
+                status=206,
+            )
+
+    def _write(self, response: BlobResponse, resume: bool) -> None:
+        """The body into the partial file (after its bytes when ``resume``), hashed as it is
+        written, then verified: raises :class:`IntegrityError` on a mismatch."""
+        desc = self.desc
+        # the validator only matters to resume a large blob: small ones never
+        # pay for the extra file; a stale one merely makes the next resume restart
+        saved = self.partial.validator if self.partial is not None else None
+        if not resume and saved is not None:
+            self.cache.forget_validator(desc.digest)
+            saved = None
+        pending = response.validator if response.validator != saved else None
+        cache, progress, key, cancel = self.cache, self.progress, self.key, self.cancel
+        with cache.open_partial(desc.digest, resume=resume) as handle:
+            writer = DigestingWriter(handle, desc.digest, desc.size, what=f"blob {key}")
+            if resume:
+                _hash_existing(handle, writer, self.offset)
+                handle.seek(self.offset)
+                handle.truncate()
+            self.state.reused = resume
+            progress.reset(key, writer.written)
+            for chunk in response.iter_chunks(CHUNK):
+                _check_cancel(cancel)
+                writer.write(chunk)
+                progress.advance(key, len(chunk))
+                if pending is not None and CHUNK <= writer.written < desc.size:
+                    cache.save_validator(desc.digest, pending)
+                    pending = None
+            handle.flush()
+            writer.check()
+
+    def _body_cut(self) -> bool:
+        """The body was cut: what arrived is on disk. Wait, then True to continue from
+        there; False to give up (the caller raises the cut)."""
+        _check_cancel(self.cancel)
+        partial = self.cache.partial(self.desc.digest)
+        wait = self.state.body_cut(partial.size if partial is not None else 0)
+        if wait is None:
+            return False
+        if self.cancel is not None and self.sleep is time.sleep:
+            self.cancel.wait(wait)
+        else:
+            self.sleep(wait)
+        return True
+
+    def _mismatch(self, exc: IntegrityError) -> None:
+        """Bytes that do not match: discarded; start over, ask the next endpoint, or raise."""
+        self.cache.discard_partial(self.desc.digest)
+        if self.state.mismatch():
+            return  # the bytes kept from an earlier run may be the bad ones: once more, whole
+        final = self.job.client.reject_blob(self.job.repository, self.desc.digest, exc)
+        if final is None:  # a mirror sent them: the next endpoint serves the blob
+            return
+        raise final from None  # the message says all there is
+
+    def _commit(self) -> str:
+        self.cache.commit_partial(self.desc.digest)
+        self.progress.finish(self.key, "resumed" if self.state.reused else "")
+        return "resumed" if self.state.reused else "downloaded"
+
+
 def fetch_one(
     job: BlobJob,
     cache: BlobCache,
@@ -144,121 +408,7 @@ def fetch_one(
     descriptor and the client has no other endpoint for them (nothing stays),
     and the transport's error when a request fails for good.
     """
-    desc = job.desc
-    key = str(desc.digest)
-    label = job.label or desc.digest.short
-    progress.start(key, label, desc.size)
-    if cache.has(desc):
-        progress.finish(key, "cached")
-        return "cached"
-
-    def waiting() -> None:
-        progress.message(f"{label}: waiting for another sneaker process to download it")
-
-    with cache.locked(desc.digest, cancel=cancel, on_wait=waiting):
-        if cache.has(desc):  # the other process finished it meanwhile
-            progress.finish(key, "cached")
-            return "cached"
-        reused = False
-        restarted = False
-        stalls = 0
-        attempts = 0
-        furthest = -1
-        while True:
-            _check_cancel(cancel)
-            state = cache.partial(desc.digest)
-            offset = state.size if state is not None else 0
-            if offset > desc.size:
-                cache.discard_partial(desc.digest)
-                state, offset = None, 0
-            if offset == desc.size and offset > 0:
-                if _complete_partial(cache, desc, key):
-                    progress.finish(key, "resumed")
-                    return "resumed"
-                state, offset = None, 0
-            furthest = max(furthest, offset)
-            try:
-                response = job.client.open_blob(
-                    job.repository,
-                    desc.digest,
-                    offset=offset,
-                    validator=state.validator if state else None,
-                )
-            except RegistryError as exc:
-                # a 206 for other bytes than asked, or a range the registry cannot serve
-                if offset > 0 and exc.status in (206, 416) and not restarted:
-                    cache.discard_partial(desc.digest)
-                    restarted = True
-                    continue
-                raise
-            try:
-                with response:
-                    resume = _trusted_resume(response, offset, desc.size)
-                    if response.status == 206 and not resume:
-                        # bytes we did not ask for: start this blob again from zero
-                        response.close()
-                        cache.discard_partial(desc.digest)
-                        if restarted:
-                            raise RegistryError(
-                                f"{job.client.registry} answered a range request for blob "
-                                f"{key} with Content-Range "
-                                f"{response.headers.get('Content-Range')!r}",
-                                status=206,
-                            )
-                        restarted = True
-                        continue
-                    # the validator only matters to resume a large blob: small ones never
-                    # pay for the extra file; a stale one merely makes the next resume restart
-                    saved = state.validator if state is not None else None
-                    if not resume and saved is not None:
-                        cache.forget_validator(desc.digest)
-                        saved = None
-                    pending = response.validator if response.validator != saved else None
-                    with cache.open_partial(desc.digest, resume=resume) as handle:
-                        writer = DigestingWriter(handle, desc.digest, desc.size, what=f"blob {key}")
-                        if resume:
-                            _hash_existing(handle, writer, offset)
-                            handle.seek(offset)
-                            handle.truncate()
-                        reused = resume
-                        progress.reset(key, writer.written)
-                        for chunk in response.iter_chunks(CHUNK):
-                            _check_cancel(cancel)
-                            writer.write(chunk)
-                            progress.advance(key, len(chunk))
-                            if pending is not None and CHUNK <= writer.written < desc.size:
-                                cache.save_validator(desc.digest, pending)
-                                pending = None
-                        handle.flush()
-                        writer.check()
-            except NetworkError:
-                # the body was cut: what arrived is on disk, continue from there
-                _check_cancel(cancel)
-                attempts += 1
-                state = cache.partial(desc.digest)
-                now = state.size if state is not None else 0
-                stalls = 0 if now > furthest else stalls + 1
-                furthest = max(furthest, now)
-                if stalls >= STALL_ATTEMPTS or attempts >= MAX_ATTEMPTS:
-                    raise
-                if cancel is not None and sleep is time.sleep:
-                    cancel.wait(_backoff(stalls))
-                else:
-                    sleep(_backoff(stalls))
-                continue
-            except IntegrityError as exc:
-                cache.discard_partial(desc.digest)
-                if reused and not restarted:
-                    # the bytes kept from an earlier run may be the bad ones: once more, whole
-                    restarted = True
-                    continue
-                final = job.client.reject_blob(job.repository, desc.digest, exc)
-                if final is None:  # a mirror sent them: the next endpoint serves the blob
-                    continue
-                raise final from None  # the message says all there is
-            cache.commit_partial(desc.digest)
-            progress.finish(key, "resumed" if reused else "")
-            return "resumed" if reused else "downloaded"
+    return BlobDownload(job, cache, progress, sleep, cancel).run()
 
 
 class _Pool:

@@ -2,7 +2,10 @@
 
 Composition only: reading is :func:`sneaker.archive.open_archive`, the wire is
 :class:`sneaker.registry.RegistryClient`, compression of legacy layers is
-:mod:`sneaker.layers.recompress`. The order is the one registries need:
+:mod:`sneaker.layers.recompress`, and what goes where, in which order, is
+decided first and without I/O by :func:`sneaker.verbs.pushplan.plan_push`
+(its module doc states the rules); this module carries that plan out. The
+order is the one registries need:
 
 1. blobs (configs and layers), several at once: a HEAD first (the registry may
    have it already), then a cross-repository mount when the blob is known to be
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -47,30 +50,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from ..archive import open_archive
-from ..errors import (
-    ArchiveError,
-    AuthError,
-    IntegrityError,
-    Interrupted,
-    InvalidReference,
-    NotFound,
-    UsageError,
-)
+from ..errors import ArchiveError, AuthError, IntegrityError, Interrupted, NotFound, UsageError
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
-from ..image.reference import Reference, bare_registry_host, parse_reference
-from ..layers.recompress import (
-    CompressedLayer,
-    gzip_layer_to_dir,
-    needs_compression,
-    rewrite_index,
-    rewrite_manifest,
-)
+from ..image.reference import Reference
+from ..layers.recompress import CompressedLayer, gzip_layer_to_dir
 from ..registry.mirrors import TargetClientFactory
 from ..registry.options import RegistryOptions
 from ..settings import load_settings
 from ..util.progress import NullProgress, Progress
+from .pushplan import (
+    BlobPush,
+    PushPlan,
+    TargetPrefix,
+    layers_to_compress,
+    parse_target,
+    plan_push,
+    plan_targets,
+)
 
 if TYPE_CHECKING:
     from ..archive import ArchiveSource
@@ -80,19 +78,12 @@ __all__ = [
     "PushResult",
     "PushedImage",
     "TargetPrefix",
-    "mount_sources",
     "parse_target",
     "plan_targets",
     "push",
 ]
 
 T = TypeVar("T")
-
-TARGET_RULE = (
-    "TARGET with a tag or digest (localhost:5000/team/app:1) is the full name of the one "
-    "image of a one-image archive; TARGET without one is registry[/prefix] "
-    "(localhost:5000/mirror) and every image keeps its repository path and tag below it"
-)
 
 
 # --------------------------------------------------------------------------- results
@@ -161,103 +152,6 @@ class PushResult:
         }
 
 
-# --------------------------------------------------------------------------- targets
-
-
-@dataclass(frozen=True)
-class TargetPrefix:
-    """``registry[/prefix]``: images keep their repository path and tag below it."""
-
-    registry: str
-    path: str = ""
-
-    def apply(self, ref: Reference) -> Reference:
-        repository = f"{self.path}/{ref.repository}" if self.path else ref.repository
-        # re-parse: the joined name must still be a valid (and short enough) reference
-        checked = parse_reference(f"{self.registry}/{repository}", default_tag=None)
-        tag = ref.tag
-        digest = None if tag else ref.digest
-        return Reference(checked.registry, checked.repository, tag, digest)
-
-    def __str__(self) -> str:
-        return f"{self.registry}/{self.path}" if self.path else self.registry
-
-
-def parse_target(text: str) -> Reference | TargetPrefix:
-    """A full reference (it has a tag or digest) or a ``registry[/prefix]``."""
-    text = text.strip().rstrip("/")
-    if not text:
-        raise UsageError("empty TARGET", hint=TARGET_RULE)
-    if "/" not in text:
-        host = bare_registry_host(text)
-        if host is not None:
-            return TargetPrefix(host)
-    ref = parse_reference(text, default_tag=None)
-    if ref.tag is not None or ref.digest is not None:
-        return ref
-    first, _, path = text.partition("/")
-    host = bare_registry_host(first)
-    if not path or host is None:
-        raise UsageError(
-            f"TARGET {text!r} has no tag and does not start with a registry host",
-            hint=f"{TARGET_RULE}; for Docker Hub write docker.io/{text}",
-        )
-    # the path as written: docker's library/ is for image names, not for a prefix
-    return TargetPrefix(host, path)
-
-
-def _record_label(record: ImageRecord, number: int, name: str | None) -> str:
-    if record.reference is not None:
-        return record.reference.familiar
-    return name or f"image {number} ({record.root.digest.short})"
-
-
-def plan_targets(
-    records: Sequence[ImageRecord],
-    target: str | Reference | TargetPrefix | None,
-    names: Sequence[str | None] = (),
-) -> list[Reference]:
-    """Where each record goes (same order); raises UsageError when that cannot be decided."""
-    if not records:
-        raise ArchiveError("the archive holds no image to push")
-    parsed = parse_target(target) if isinstance(target, str) else target
-    labels = [
-        _record_label(r, i + 1, names[i] if i < len(names) else None) for i, r in enumerate(records)
-    ]
-    if isinstance(parsed, Reference):
-        if len(records) != 1:
-            prefix = parsed.name.rsplit("/", 1)[0] if "/" in parsed.repository else parsed.registry
-            raise UsageError(
-                f"TARGET {parsed.familiar} names one image, and the archive holds "
-                f"{len(records)}: {', '.join(labels)}",
-                hint=f"give a registry or registry/prefix instead (e.g. {prefix}): each image "
-                "then keeps its own repository and tag below it",
-            )
-        return [parsed]
-    out: list[Reference] = []
-    for record, label in zip(records, labels, strict=True):
-        ref = record.reference
-        if ref is None:
-            if parsed is None:
-                raise UsageError(
-                    f"{label} has no name in the archive, so there is nowhere to push it back to",
-                    hint="give a TARGET: " + TARGET_RULE,
-                )
-            raise UsageError(
-                f"{label} has no name in the archive to keep below {parsed}",
-                hint="push it with a full TARGET reference, e.g. "
-                f"{parsed.registry}/{parsed.path or 'team'}/app:1"
-                if len(records) == 1
-                else "name the images in the archive (sneaker pull names them)",
-            )
-        if parsed is not None:
-            ref = parsed.apply(ref)
-        elif ref.tag is not None:
-            ref = ref.without_digest()
-        out.append(ref)
-    return out
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -270,16 +164,16 @@ class _ProgressReader:
 
     def __init__(self, raw: BinaryIO, progress: Progress, key: str, cancel: threading.Event):
         self._raw = raw
-        self._progress = progress
+        self.progress = progress
         self._key = key
-        self._cancel = cancel
+        self.cancel = cancel
 
     def read(self, amount: int = -1) -> bytes:
-        if self._cancel.is_set():
+        if self.cancel.is_set():
             raise Interrupted("push cancelled")
         data = self._raw.read(amount)
         if data:
-            self._progress.advance(self._key, len(data))
+            self.progress.advance(self._key, len(data))
         return data
 
     def tell(self) -> int:
@@ -287,7 +181,7 @@ class _ProgressReader:
 
     def seek(self, offset: int, whence: int = 0) -> int:
         position = self._raw.seek(offset, whence)
-        self._progress.reset(self._key, position)
+        self.progress.reset(self._key, position)
         return position
 
 
@@ -327,76 +221,6 @@ def _run_parallel(
         return results
 
 
-def _post_order(record: ImageRecord) -> Iterator[Manifest | Index]:
-    """Every child of ``record`` once, each after the children it lists."""
-    seen: set[Digest] = set()
-
-    def visit(node: Manifest | Index) -> Iterator[Manifest | Index]:
-        if isinstance(node, Index):
-            for desc in node.manifests:
-                child = record.children.get(desc.digest)
-                if child is None or desc.digest in seen:
-                    continue
-                seen.add(desc.digest)
-                yield from visit(child)
-                yield child
-
-    yield from visit(record.root)
-    for digest, child in record.children.items():
-        if digest not in seen:  # not reachable from the root: still push it, children first
-            seen.add(digest)
-            yield from visit(child)
-            yield child
-
-
-def _rewrite_record(record: ImageRecord, layers: dict[Digest, Descriptor]) -> ImageRecord:
-    """``record`` with compressed layers in its manifests (and indexes that list them)."""
-    if not layers:
-        return record
-    memo: dict[Digest, Manifest | Index] = {}
-
-    def convert(node: Manifest | Index, depth: int) -> Manifest | Index:
-        done = memo.get(node.digest)
-        if done is not None:
-            return done
-        if depth > 16:
-            raise ArchiveError(f"indexes nest too deep below {record.root.digest}")
-        new: Manifest | Index
-        if isinstance(node, Manifest):
-            new = rewrite_manifest(node, layers)
-        else:
-            moved: dict[Digest, Descriptor] = {}
-            for desc in node.manifests:
-                child = record.children.get(desc.digest)
-                if child is None:
-                    continue
-                new_child = convert(child, depth + 1)
-                if new_child is not child:
-                    moved[desc.digest] = new_child.descriptor
-            new = rewrite_index(node, moved)
-        memo[node.digest] = new
-        return new
-
-    root = convert(record.root, 0)
-    children: dict[Digest, Manifest | Index] = {}
-    for child in record.children.values():
-        new_child = convert(child, 1)
-        children[new_child.digest] = new_child
-    if root is record.root and all(children.get(d) is c for d, c in record.children.items()):
-        return record
-    return ImageRecord(record.reference, root, children, record.rewritten)
-
-
-@dataclass
-class _BlobWork:
-    """One blob for one registry, and the repositories there that need it (in order)."""
-
-    registry: str
-    desc: Descriptor
-    repositories: list[str] = field(default_factory=list)
-    mount_from: list[str] = field(default_factory=list)
-
-
 # --------------------------------------------------------------------------- the verb
 
 
@@ -427,250 +251,217 @@ def push(
     with ExitStack() as stack:
         source: ArchiveSource = stack.enter_context(open_archive(archive_path, allow_delta=True))
         parsed = parse_target(target) if isinstance(target, str) else target
-        # a delta leaves out layers the target must have already (see sneaker.archive.delta)
-        omitted = source.delta.omitted if source.delta is not None else {}
-        rename = parsed.apply if isinstance(parsed, TargetPrefix) else None
         targets = plan_targets(source.records, parsed, source.names)
-        synthesised = source.format == "docker-legacy"
-
         if client_factory is None:
-            opts = options or RegistryOptions()
-            # registries.conf and daemon.json: a blocked target is refused before any
-            # request (exit 3, naming the file and line); an insecure one is reached as
-            # they say. Mirrors and locations are for reading: pushes go to the target.
-            settings = load_settings(plain_http=opts.plain_http)
-            for ref in targets:
-                settings.check_blocked(f"{ref.registry}/{ref.repository}")
-            client_factory = stack.enter_context(TargetClientFactory(settings, opts))
-            # each target registry once, first: one that is down fails the push here, with
-            # one error, instead of in every upload thread
-            for registry in dict.fromkeys(ref.registry for ref in targets):
-                client_factory(registry).check_reachable()
-
-        # -- 1. legacy layers: gzip each distinct one once ------------------------------
-        to_compress: dict[Digest, Descriptor] = {}
-        for record in source.records:
-            for manifest in record.manifests():
-                for layer in manifest.layers:
-                    if needs_compression(layer, synthesised=synthesised):
-                        to_compress.setdefault(layer.digest, layer)
-        compressed: dict[Digest, CompressedLayer] = {}
-        if to_compress:
+            client_factory = _target_clients(stack, targets, options)
+        run = _Run(archive_path, source, client_factory, progress, cancel, jobs)
+        legacy = layers_to_compress(source.records, synthesised=source.format == "docker-legacy")
+        if legacy:
             # compressing takes a while: reach every target repository first, so that a
             # refused login, a TLS problem or a typo in TARGET shows at once
-            probed: set[tuple[str, str]] = set()
-            for record, ref in zip(source.records, targets, strict=True):
-                first = next(record.blobs(), None)
-                if first is not None and (ref.registry, ref.repository) not in probed:
-                    probed.add((ref.registry, ref.repository))
-                    client_factory(ref.registry).blob_exists(ref.repository, first.digest)
-            gz_dir = Path(
-                stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix=".sneaker-push-", dir=work_dir)
-                )
+            _probe(client_factory, source.records, targets)
+            gz_dir = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=".sneaker-push-", dir=work_dir)
             )
-            progress.message(f"compressing {len(to_compress)} uncompressed layers")
+            run.compress(legacy, Path(gz_dir))
+        # a delta leaves out layers the target must have already (see sneaker.archive.delta)
+        omitted = source.delta.omitted if source.delta is not None else {}
+        plan = plan_push(
+            source.records,
+            parsed,
+            names=source.names,
+            compressed=run.compressed,
+            has_blob=source.has_blob,
+            omitted={digest: blob.repositories for digest, blob in omitted.items()},
+        )
+        run.check_listed(plan)
+        if chunk_size is not None and chunk_size <= 0:
+            raise UsageError("chunk size must be positive")
+        outcomes = run.push_blobs(plan, chunk_size)
+        return run.put_manifests(plan, outcomes, source.format)
 
-            def compress(desc: Descriptor) -> CompressedLayer:
-                key = f"gzip {desc.digest}"
-                progress.start(key, f"compress {desc.digest.short}", desc.size)
-                with source.open_blob(desc) as raw:
-                    layer = gzip_layer_to_dir(
-                        cast(BinaryIO, _ProgressReader(raw, progress, key, cancel)),
-                        desc,
-                        gz_dir,
+
+def _target_clients(
+    stack: ExitStack, targets: Sequence[Reference], options: RegistryOptions | None
+) -> Callable[[str], RegistryClient]:
+    """Clients for the target registries, each checked once: one that is down fails here."""
+
+    opts = options or RegistryOptions()
+    # registries.conf and daemon.json: a blocked target is refused before any
+    # request (exit 3, naming the file and line); an insecure one is reached as
+    # they say. Mirrors and locations are for reading: pushes go to the target.
+    settings = load_settings(plain_http=opts.plain_http)
+    for ref in targets:
+        settings.check_blocked(f"{ref.registry}/{ref.repository}")
+    clients = stack.enter_context(TargetClientFactory(settings, opts))
+    # each target registry once, first: one that is down fails the push here, with
+    # one error, instead of in every upload thread
+    for registry in dict.fromkeys(ref.registry for ref in targets):
+        clients(registry).check_reachable()
+    return clients
+
+
+def _probe(
+    clients: Callable[[str], RegistryClient],
+    records: Sequence[ImageRecord],
+    targets: Sequence[Reference],
+) -> None:
+    """A HEAD in every target repository, which needs the access the push needs."""
+    probed: set[tuple[str, str]] = set()
+    for record, ref in zip(records, targets, strict=True):
+        first = next(record.blobs(), None)
+        if first is not None and (ref.registry, ref.repository) not in probed:
+            probed.add((ref.registry, ref.repository))
+            clients(ref.registry).blob_exists(ref.repository, first.digest)
+
+
+@dataclass
+class _Run:
+    """One push carrying out its plan: compress, check, HEAD/mount/upload blobs, put manifests."""
+
+    archive: Path
+    source: ArchiveSource
+    clients: Callable[[str], RegistryClient]
+    progress: Progress
+    cancel: threading.Event
+    jobs: int
+    #: legacy layer digest -> its gzip copy's descriptor (filled by :meth:`compress`)
+    compressed: dict[Digest, Descriptor] = field(default_factory=dict)
+    #: gzip copy's digest -> where the copy is
+    gz_paths: dict[Digest, Path] = field(default_factory=dict)
+    upload_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def _reader(self, raw: BinaryIO, key: str) -> BinaryIO:
+        return cast(BinaryIO, _ProgressReader(raw, self.progress, key, self.cancel))
+
+    def compress(self, layers: Sequence[Descriptor], gz_dir: Path) -> None:
+        """Gzip each legacy layer into ``gz_dir``, several at once."""
+        self.progress.message(f"compressing {len(layers)} uncompressed layers")
+
+        def compress(desc: Descriptor) -> CompressedLayer:
+            key = f"gzip {desc.digest}"
+            self.progress.start(key, f"compress {desc.digest.short}", desc.size)
+            with self.source.open_blob(desc) as raw:
+                layer = gzip_layer_to_dir(self._reader(raw, key), desc, gz_dir)
+            self.progress.finish(key, "compressed")
+            return layer
+
+        for layer in _run_parallel(layers, compress, self.jobs, self.cancel):
+            self.compressed[layer.source.digest] = layer.descriptor
+            self.gz_paths[layer.descriptor.digest] = layer.path
+
+    def check_listed(self, plan: PushPlan) -> None:
+        """An index whose children are not in the archive: the registry must have them."""
+        for image in plan.images:
+            ref = image.ref
+            client = self.clients(ref.registry)
+            for listed in image.listed:
+                if client.head_manifest(ref.repository, str(listed.digest)) is None:
+                    raise ArchiveError(
+                        f"index {listed.index.short} of {ref.familiar} lists manifest "
+                        f"{listed.digest}, which neither the archive nor {ref.registry} has",
+                        hint="registries refuse an index whose manifests are missing; "
+                        "pull the image again with --platform all, or push a "
+                        "single-platform archive",
                     )
-                progress.finish(key, "compressed")
-                return layer
 
-            ordered = sorted(to_compress.values(), key=lambda d: -d.size)
-            for layer in _run_parallel(ordered, compress, jobs, cancel):
-                compressed[layer.source.digest] = layer
-        new_layers = {old: layer.descriptor for old, layer in compressed.items()}
-        gz_paths = {layer.descriptor.digest: layer.path for layer in compressed.values()}
-        records = [_rewrite_record(r, new_layers) for r in source.records]
-
-        # -- 2. what goes where -------------------------------------------------------------
-        plan: list[tuple[int, ImageRecord, Reference]] = []
-        seen_targets: dict[tuple[str, str, str], Digest] = {}
-        for number, (record, ref) in enumerate(zip(records, targets, strict=True)):
-            if ref.tag is None and ref.digest is not None and ref.digest != record.root.digest:
-                if isinstance(parsed, Reference):
-                    raise UsageError(
-                        f"TARGET digest {ref.digest} is not the image's digest "
-                        f"{record.root.digest}",
-                        hint="leave the digest out of TARGET, or give a tag",
-                    )
-                ref = ref.with_digest(record.root.digest)
-            elif ref.tag is None and ref.digest is None:
-                ref = ref.with_digest(record.root.digest)
-            elif ref.digest is not None and ref.digest != record.root.digest:
-                raise UsageError(
-                    f"TARGET {ref} asks for digest {ref.digest}, and the image's is "
-                    f"{record.root.digest}",
-                    hint="leave the digest out of TARGET",
-                )
-            key = (ref.registry, ref.repository, ref.tag or str(ref.digest))
-            if key in seen_targets:
-                if seen_targets[key] != record.root.digest:
-                    raise UsageError(
-                        f"two different images of the archive would both be pushed as {ref}",
-                        hint="push them one at a time with full TARGET references",
-                    )
-                continue
-            seen_targets[key] = record.root.digest
-            plan.append((number, record, ref))
-
-        works: dict[tuple[str, Digest], _BlobWork] = {}
-        for _, record, ref in plan:
-            origin = record.reference  # where the archive's image came from
-            for desc in record.blobs():
-                if desc.urls and not _available(source, gz_paths, desc):
-                    continue  # a non-distributable layer the archive does not carry
-                work = works.setdefault((ref.registry, desc.digest), _BlobWork(ref.registry, desc))
-                if ref.repository not in work.repositories:
-                    work.repositories.append(ref.repository)
-                if (
-                    origin is not None
-                    and origin.registry == ref.registry
-                    and origin.repository != ref.repository
-                    and origin.repository not in work.mount_from
-                ):
-                    work.mount_from.append(origin.repository)
-
-        # an index whose children are not in the archive: the registry must have them
-        for _, record, ref in plan:
-            client = client_factory(ref.registry)
-            for node in (record.root, *record.children.values()):
-                if not isinstance(node, Index):
-                    continue
-                for desc in node.manifests:
-                    if desc.digest in record.children:
-                        continue
-                    if client.head_manifest(ref.repository, str(desc.digest)) is None:
-                        raise ArchiveError(
-                            f"index {node.digest.short} of {ref.familiar} lists manifest "
-                            f"{desc.digest}, which neither the archive nor {ref.registry} has",
-                            hint="registries refuse an index whose manifests are missing; "
-                            "pull the image again with --platform all, or push a "
-                            "single-platform archive",
-                        )
-
-        # -- 3. blobs -------------------------------------------------------------------------
-        def open_upload(desc: Descriptor) -> BinaryIO:
-            path = gz_paths.get(desc.digest)
-            if path is not None:
-                return path.open("rb")
-            return source.open_blob(desc)
-
-        upload_kwargs: dict[str, Any] = {}
+    def push_blobs(
+        self, plan: PushPlan, chunk_size: int | None
+    ) -> dict[tuple[str, str, Digest], str]:
+        """Every blob of the plan, batch after batch: (registry, repository, digest) -> outcome."""
         if chunk_size is not None:
-            if chunk_size <= 0:
-                raise UsageError("chunk size must be positive")
-            upload_kwargs["chunk_size"] = chunk_size
-
-        def push_blob(work: _BlobWork) -> dict[str, str]:
-            client = client_factory(work.registry)
-            desc = work.desc
-            outcomes: dict[str, str] = {}
-            have: str | None = None
-            for repository in work.repositories:
-                if cancel.is_set():
-                    raise Interrupted("push cancelled")
-                key = f"{work.registry}/{repository}@{desc.digest}"
-                label = f"{repository} {desc.digest.short}"
-                progress.start(key, label, desc.size)
-                if client.blob_exists(repository, desc.digest) is not None:
-                    outcomes[repository] = "skipped"
-                    have = have or repository
-                    progress.finish(key, "exists")
-                    continue
-                candidates = [have] if have else []
-                candidates += [r for r in work.mount_from if r != repository and r != have]
-                if desc.digest in omitted:
-                    candidates += [
-                        r
-                        for r in mount_sources(
-                            omitted[desc.digest].repositories, work.registry, repository, rename
-                        )
-                        if r not in candidates
-                    ]
-                mounted_from = None
-                for origin_repo in candidates:
-                    try:
-                        if client.mount_blob(repository, desc.digest, origin_repo):
-                            mounted_from = origin_repo
-                            break
-                    except AuthError:
-                        if origin_repo == have:
-                            raise
-                        continue  # no read access to the origin: upload instead
-                if mounted_from is not None:
-                    outcomes[repository] = "mounted"
-                    progress.finish(key, f"mounted from {mounted_from}")
-                elif desc.digest in omitted:
-                    raise _base_missing(archive_path, work.registry, repository, desc, candidates)
-                else:
-                    with open_upload(desc) as raw:
-                        client.upload_blob(
-                            repository,
-                            desc,
-                            cast(BinaryIO, _ProgressReader(raw, progress, key, cancel)),
-                            **upload_kwargs,
-                        )
-                    outcomes[repository] = "uploaded"
-                    progress.finish(key)
-                have = repository
-            return outcomes
-
-        ordered_works = sorted(works.values(), key=lambda w: -w.desc.size)
+            self.upload_kwargs["chunk_size"] = chunk_size
         outcome_of: dict[tuple[str, str, Digest], str] = {}
-        # a delta's omitted layers first: a target without the base fails before any upload
-        for batch in (
-            [w for w in ordered_works if w.desc.digest in omitted],
-            [w for w in ordered_works if w.desc.digest not in omitted],
-        ):
-            for work, outcomes in zip(
-                batch, _run_parallel(batch, push_blob, jobs, cancel), strict=True
-            ):
+        for batch in plan.batches:
+            done = _run_parallel(batch, self._push_blob, self.jobs, self.cancel)
+            for blob, outcomes in zip(batch, done, strict=True):
                 for repository, outcome in outcomes.items():
-                    outcome_of[(work.registry, repository, work.desc.digest)] = outcome
+                    outcome_of[(blob.registry, repository, blob.desc.digest)] = outcome
+        return outcome_of
 
-        # -- 4. manifests, children first, then the tag ----------------------------------------
-        result = PushResult(archive_path, source.format)
-        counted: set[tuple[str, str, Digest]] = set()
-        put_done: set[tuple[str, str, Digest]] = set()
-        for number, record, ref in plan:
-            client = client_factory(ref.registry)
-            counts = {"uploaded": 0, "skipped": 0, "mounted": 0}
-            for desc in record.blobs():
-                blob_key = (ref.registry, ref.repository, desc.digest)
-                outcome = outcome_of.get(blob_key)
-                if outcome is None:
-                    continue
-                counts["skipped" if blob_key in counted else outcome] += 1
-                counted.add(blob_key)
-            for child in _post_order(record):
-                child_key = (ref.registry, ref.repository, child.digest)
-                if child_key in put_done:
-                    continue
-                _put(client, ref, str(child.digest), child)
-                put_done.add(child_key)
-            identifier = ref.tag or str(record.root.digest)
-            _put(client, ref, identifier, record.root)
-            put_done.add((ref.registry, ref.repository, record.root.digest))
-            shown = ref.without_digest() if ref.tag else ref.with_digest(record.root.digest)
-            original = source.records[number].root.digest
+    def _push_blob(self, blob: BlobPush) -> dict[str, str]:
+        """One blob into each repository that needs it: ``skipped``, ``mounted`` or ``uploaded``."""
+        client = self.clients(blob.registry)
+        desc = blob.desc
+        outcomes: dict[str, str] = {}
+        have: str | None = None  # a repository that has the blob by now
+        for destination in blob.destinations:
+            if self.cancel.is_set():
+                raise Interrupted("push cancelled")
+            repository = destination.repository
+            key = f"{blob.registry}/{repository}@{desc.digest}"
+            self.progress.start(key, f"{repository} {desc.digest.short}", desc.size)
+            if client.blob_exists(repository, desc.digest) is not None:
+                outcomes[repository] = "skipped"
+                have = have or repository
+                self.progress.finish(key, "exists")
+                continue
+            candidates = [have] if have else []
+            candidates += [r for r in destination.mount_from if r != have]
+            mounted_from = _mount(client, repository, desc.digest, candidates, have)
+            if mounted_from is not None:
+                outcomes[repository] = "mounted"
+                self.progress.finish(key, f"mounted from {mounted_from}")
+            elif blob.from_base:
+                raise _base_missing(self.archive, blob.registry, repository, desc, candidates)
+            else:
+                self._upload(client, repository, blob, key)
+                outcomes[repository] = "uploaded"
+                self.progress.finish(key)
+            have = repository
+        return outcomes
+
+    def _upload(self, client: RegistryClient, repository: str, blob: BlobPush, key: str) -> None:
+        opened = (
+            self.gz_paths[blob.desc.digest].open("rb")
+            if blob.recompressed
+            else self.source.open_blob(blob.desc)
+        )
+        with opened as raw:
+            client.upload_blob(repository, blob.desc, self._reader(raw, key), **self.upload_kwargs)
+
+    def put_manifests(
+        self, plan: PushPlan, outcome_of: dict[tuple[str, str, Digest], str], format: str
+    ) -> PushResult:
+        """Each image's manifests, children first, then the tag; what each image's blobs needed."""
+        result = PushResult(self.archive, format)
+        for image in plan.images:
+            ref = image.ref
+            counts = {"uploaded": 0, "skipped": image.repeated, "mounted": 0}
+            for digest in image.counted:
+                counts[outcome_of[(ref.registry, ref.repository, digest)]] += 1
+            client = self.clients(ref.registry)
+            for put in image.manifests:
+                _put(client, ref, put.identifier, put.node)
             result.images.append(
                 PushedImage(
-                    target=str(shown),
-                    digest=str(record.root.digest),
-                    source=source.names[number] if number < len(source.names) else None,
-                    source_digest=str(original),
+                    target=str(image.shown),
+                    digest=str(image.record.root.digest),
+                    source=image.name,
+                    source_digest=str(image.source_digest),
                     **counts,
                 )
             )
         return result
+
+
+def _mount(
+    client: RegistryClient,
+    repository: str,
+    digest: Digest,
+    candidates: Sequence[str],
+    have: str | None,
+) -> str | None:
+    """The first of ``candidates`` the registry mounts ``digest`` from, or None."""
+    for origin in candidates:
+        try:
+            if client.mount_blob(repository, digest, origin):
+                return origin
+        except AuthError:
+            if origin == have:
+                raise
+            continue  # no read access to the origin: upload instead
+    return None
 
 
 def _base_missing(
@@ -688,10 +479,6 @@ def _base_missing(
     )
 
 
-def _available(source: ArchiveSource, gz_paths: dict[Digest, Path], desc: Descriptor) -> bool:
-    return desc.digest in gz_paths or source.has_blob(desc.digest)
-
-
 def _put(client: RegistryClient, ref: Reference, identifier: str, node: Manifest | Index) -> None:
     answered = client.put_manifest(ref.repository, identifier, node.raw, node.media_type)
     if answered != node.digest:
@@ -699,46 +486,3 @@ def _put(client: RegistryClient, ref: Reference, identifier: str, node: Manifest
             f"{ref.registry} stored {ref.repository}:{identifier} as {answered}, "
             f"not as {node.digest}"
         )
-
-
-def mount_sources(
-    repositories: Iterable[str],
-    registry: str,
-    repository: str,
-    rename: Callable[[Reference], Reference] | None = None,
-) -> list[str]:
-    """Repositories of ``registry`` worth asking to mount an omitted blob from, best first.
-
-    ``repositories`` are where the base knew the blob (``registry/path``). In
-    order: those on ``registry`` itself; those renamed as the push renames its
-    images (``rename``, e.g. a target prefix: ``old.example/team/base`` pushed
-    below ``registry/mirror`` is ``mirror/team/base`` there); the same paths on
-    ``registry`` (the base was pushed under its own names). ``repository``, the
-    push's own target, is left out: a HEAD there comes first anyway.
-    """
-    parsed: list[Reference] = []
-    for text in repositories:
-        try:
-            parsed.append(parse_reference(text, default_tag=None))
-        except InvalidReference:
-            continue
-    found: list[str] = []
-
-    def add(path: str) -> None:
-        if path != repository and path not in found:
-            found.append(path)
-
-    for ref in parsed:
-        if ref.registry == registry:
-            add(ref.repository)
-    if rename is not None:
-        for ref in parsed:
-            try:
-                renamed = rename(ref)
-            except UsageError:
-                continue
-            if renamed.registry == registry:
-                add(renamed.repository)
-    for ref in parsed:
-        add(ref.repository)
-    return found
