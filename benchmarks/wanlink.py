@@ -19,11 +19,11 @@ as a laptop's one access line is shared by every server it talks to):
   besides the one going through, so parallel transfers share the link chunk by chunk.
   A small chunk (16 KiB at most: a request, a token, a manifest, a response head) from
   a connection with nothing queued skips the queue, as a sparse flow does under fq_codel
-  (Linux's default queueing discipline): an answer does not wait behind the downloads
-  on other connections, as it would in one long first-come-first-served queue. The bucket's
-  depth (128 KiB, 5 ms at 200 Mbit/s) is the burst it allows after idling: it gives
-  back the time the event loop wakes late on a busy machine, which a link that never
-  bursts would lose at every chunk.
+  (the default queueing discipline of systemd-based Linux): an answer does not wait
+  behind the downloads on other connections, as it would in one long first-come,
+  first-served queue. The bucket's depth (128 KiB, 5 ms at 200 Mbit/s) is the burst it
+  allows after idling: it gives back the time the event loop wakes late on a busy
+  machine, which a link that never bursts would lose at every chunk.
 * **Window**: each connection has at most ``window`` bytes unacknowledged each way
   (sent and not yet acknowledged one delay after they arrived): one connection reaches
   ``window / rtt`` at most. The default, 6 MiB, is Linux's default ``tcp_rmem``
