@@ -31,11 +31,8 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +42,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.benchlib import (  # noqa: E402
+    cleaner,
+    log,
+    module_argv,
+    run_timed,
+    sneaker_argv,
+    sneaker_env,
+)
 from tests.fixtures.process import remove_tree, short_tempdir  # noqa: E402
 from tests.fixtures.random_images import RandomLayout, make_random_layout  # noqa: E402
 from tests.fixtures.registry import RegistryProcess, start_plain_registry  # noqa: E402
@@ -87,51 +92,6 @@ class Case:
     times: list[float] = field(default_factory=list)
 
 
-def _log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"failed ({proc.returncode}): {' '.join(argv)}\n"
-            f"{proc.stdout.decode(errors='replace')[-3000:]}"
-            f"{proc.stderr.decode(errors='replace')[-3000:]}"
-        )
-    return elapsed
-
-
-def _clean(*paths: Path) -> Callable[[], None]:
-    def clean() -> None:
-        for path in paths:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-
-    return clean
-
-
-def _sneaker_argv() -> list[str]:
-    script = Path(sys.executable).with_name("sneaker")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "sneaker"]
-
-
-def _sneaker_env(work: Path) -> dict[str, str]:
-    """As an installed sneaker runs: with byte code cached (kept out of the source tree)."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    env["DOCKER_CONFIG"] = str(work / "docker-config")
-    (work / "docker-config").mkdir(exist_ok=True)
-    return env
-
-
 def _blob_urls(registry_url: str, image: Image) -> list[tuple[str, str]]:
     """The config and layer URLs, read from the manifest the registry serves."""
     request = urllib.request.Request(
@@ -152,17 +112,17 @@ def _make_images(work: Path, args: argparse.Namespace) -> list[tuple[str, Random
     # unequal layers, as real images have: 40%, 30%, 20%, 10% for four
     weights = list(range(args.large_layers, 0, -1))
     large_sizes = [large_total * w // sum(weights) for w in weights]
-    _log(f"writing the large image: {len(large_sizes)} layers, {args.large_mb} MB before gzip")
+    log(f"writing the large image: {len(large_sizes)} layers, {args.large_mb} MB before gzip")
     large = make_random_layout(work / "large", large_sizes, kind="mixed", seed="bench-large")
-    _log(f"writing the small image: {args.small_layers} layers")
+    log(f"writing the small image: {args.small_layers} layers")
     small_sizes = [16_000 + (i * 7919) % 240_000 for i in range(args.small_layers)]
     small = make_random_layout(work / "small", small_sizes, kind="mixed", seed="bench-small")
     return [("large", large), ("small", small)]
 
 
 def _version_times(argv: list[str], env: dict[str, str], n: int) -> list[float]:
-    _run([*argv, "--version"], env=env)  # byte code cached
-    return [_run([*argv, "--version"], env=env) for _ in range(n)]
+    run_timed([*argv, "--version"], env=env)  # byte code cached
+    return [run_timed([*argv, "--version"], env=env) for _ in range(n)]
 
 
 def main() -> int:
@@ -202,7 +162,7 @@ def main() -> int:
         images: list[Image] = []
         for name, layout in _make_images(work, args):
             image = Image(name, f"bench/{name}", layout)
-            _log(f"skopeo copy oci:{layout.path} -> {info.host}/{image.ref_path}")
+            log(f"skopeo copy oci:{layout.path} -> {info.host}/{image.ref_path}")
             seed_oci_layout(info, layout.path, "img", image.ref_path, all_images=False)
             image.blob_urls = _blob_urls(info.url, image)
             images.append(image)
@@ -210,22 +170,22 @@ def main() -> int:
         if not args.no_docker:
             from tests.fixtures.docker import start_docker
 
-            _log("starting a private dockerd")
+            log("starting a private dockerd")
             docker = start_docker()
 
-        sneaker = _sneaker_argv()
-        env = _sneaker_env(work)
+        sneaker = sneaker_argv()
+        env = sneaker_env(work)
         if args.baseline is not None:  # both run the same way, each from its source tree
-            sneaker = [sys.executable, "-m", "sneaker"]
-            env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
+            sneaker, own_path = module_argv(REPO_ROOT / "src")
+            env.update(own_path)
         skopeo_env = {**env, "REGISTRY_AUTH_FILE": str(empty_auth_file())}
         skopeo = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false"]
         jobs = ["-j", str(args.jobs)] if args.jobs else []
         out = work / "out"
         out.mkdir()
         # warm up: byte code compiled and cached, registry files in the page cache
-        _run([*sneaker, "pull", "-q", "--no-cache", "-o", str(out / "warmup.tar"),
-              f"{info.host}/{images[1].ref_path}"], env=env)  # fmt: skip
+        run_timed([*sneaker, "pull", "-q", "--no-cache", "-o", str(out / "warmup.tar"),
+                   f"{info.host}/{images[1].ref_path}"], env=env)  # fmt: skip
 
         cases: list[Case] = []
         for image in images:
@@ -238,7 +198,7 @@ def main() -> int:
                 curl += ["-o", str(curl_dir / hexdigest), url]
 
             def make_dir(path: Path = curl_dir) -> None:
-                _clean(path)()
+                cleaner(path)()
                 path.mkdir()
 
             cold = work / f"{n}-cache-cold"
@@ -248,35 +208,36 @@ def main() -> int:
             pull = [*sneaker, "pull", "-q", *jobs]
             base_cases: list[Case] = []
             if args.baseline is not None:
-                base_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
-                base_pull = [sys.executable, "-m", "sneaker", "pull", "-q", *jobs]
+                base_sneaker, base_path = module_argv(args.baseline)
+                base_env = {**env, **base_path}
+                base_pull = [*base_sneaker, "pull", "-q", *jobs]
                 base_cases = [
-                    Case(n, "baseline sneaker -> docker archive", _clean(cold, tar),
+                    Case(n, "baseline sneaker -> docker archive", cleaner(cold, tar),
                          [*base_pull, "--cache-dir", str(cold), "-o", str(tar), ref], base_env),
-                    Case(n, "baseline sneaker -> OCI layout", _clean(cold, layout_dir),
+                    Case(n, "baseline sneaker -> OCI layout", cleaner(cold, layout_dir),
                          [*base_pull, "--cache-dir", str(cold), "--format", "oci",
                           "-o", f"{layout_dir}/", ref], base_env),
-                    Case(n, f"baseline {WARM}", _clean(tar),
+                    Case(n, f"baseline {WARM}", cleaner(tar),
                          [*base_pull, "--cache-dir", str(warm), "-o", str(tar), ref], base_env),
                 ]  # fmt: skip
             cases += [
                 Case(n, "curl (limit)", make_dir, curl),
-                Case(n, "sneaker -> docker archive", _clean(cold, tar),
+                Case(n, "sneaker -> docker archive", cleaner(cold, tar),
                      [*pull, "--cache-dir", str(cold), "-o", str(tar), ref], env),
-                Case(n, "sneaker -> OCI layout", _clean(cold, layout_dir),
+                Case(n, "sneaker -> OCI layout", cleaner(cold, layout_dir),
                      [*pull, "--cache-dir", str(cold), "--format", "oci",
                       "-o", f"{layout_dir}/", ref], env),
-                Case(n, WARM, _clean(tar),
+                Case(n, WARM, cleaner(tar),
                      [*pull, "--cache-dir", str(warm), "-o", str(tar), ref], env),
-                Case(n, "cat cached blobs > file (warm limit)", _clean(tar),
+                Case(n, "cat cached blobs > file (warm limit)", cleaner(tar),
                      ["sh", "-c", f'cat "{warm}"/blobs/sha256/* > "{tar}"']),
                 *base_cases,
             ]  # fmt: skip
             if not args.no_skopeo:
                 cases += [
-                    Case(n, "skopeo -> docker-archive", _clean(tar),
+                    Case(n, "skopeo -> docker-archive", cleaner(tar),
                          [*skopeo, f"docker://{ref}", f"docker-archive:{tar}:{ref}"], skopeo_env),
-                    Case(n, "skopeo -> oci", _clean(layout_dir),
+                    Case(n, "skopeo -> oci", cleaner(layout_dir),
                          [*skopeo, f"docker://{ref}", f"oci:{layout_dir}:img"], skopeo_env),
                 ]  # fmt: skip
             if docker is not None:
@@ -286,7 +247,7 @@ def main() -> int:
                     assert docker is not None
                     docker.run("rmi", "-f", ref, check=False)
                     docker.run("image", "prune", "-f", check=False)
-                    _clean(tar)()
+                    cleaner(tar)()
 
                 cases.append(
                     Case(n, "docker pull + docker save", docker_clean,
@@ -295,7 +256,7 @@ def main() -> int:
                          {**os.environ, **docker.env})
                 )  # fmt: skip
             # fill the warm cache once
-            _run([*pull, "--cache-dir", str(warm), "-o", str(out / "fill.tar"), ref], env=env)
+            run_timed([*pull, "--cache-dir", str(warm), "-o", str(out / "fill.tar"), ref], env=env)
             (out / "fill.tar").unlink()
 
         for round_no in range(args.repeat):
@@ -303,12 +264,12 @@ def main() -> int:
                 case.prepare()
                 if not args.no_sync:
                     os.sync()  # no run pays for writing back what the one before it left
-                elapsed = _run(case.run, env=case.env)
+                elapsed = run_timed(case.run, env=case.env)
                 case.times.append(elapsed)
-                _log(f"round {round_no + 1}: {case.image:5} {case.name:40} {elapsed:7.2f} s")
+                log(f"round {round_no + 1}: {case.image:5} {case.name:40} {elapsed:7.2f} s")
 
         version = _version_times(sneaker, env, 10)
-        python_start = [_run([sys.executable, "-c", "pass"], env=env) for _ in range(10)]
+        python_start = [run_timed([sys.executable, "-c", "pass"], env=env) for _ in range(10)]
         load_after = os.getloadavg()
 
         report = _report(images, cases, version, python_start, args, load_before, load_after)
@@ -333,7 +294,7 @@ def main() -> int:
         if registry is not None:
             registry.stop()
         if args.keep:
-            _log(f"kept {work}")
+            log(f"kept {work}")
         else:
             remove_tree(work)
     return 0
