@@ -292,3 +292,16 @@ def sneaker(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """No docker config, cache, registries.conf or daemon.json of the machine leaks in."""
+    config = tmp_path / "docker-config"
+    config.mkdir(exist_ok=True)
+    return {
+        "DOCKER_CONFIG": str(config),
+        "SNEAKER_CACHE_DIR": str(tmp_path / "cache"),
+        "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "no-registries.conf"),
+        "SNEAKER_DAEMON_JSON": "",
+        **extra,
+    }

@@ -34,7 +34,7 @@ from sneaker.verbs.push import push
 from tests.fixtures.random_images import make_random_layout
 from tests.fixtures.registry import RegistryInfo
 from tests.fixtures.seeding import seed_oci_layout
-from tests.helpers import sneaker
+from tests.helpers import clean_env, sneaker
 
 pytestmark = pytest.mark.integration
 
@@ -77,19 +77,6 @@ def images(
             info, seed_oci_layout(info, layout.path, "img", f"{REPO}:{TAG}", all_images=False)
         )
         for name, info in (("plain", registry), ("tls", tls_registry))
-    }
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """No docker config, cache, registries.conf or daemon.json of the machine leaks in."""
-    config = tmp_path / "docker-config"
-    config.mkdir(exist_ok=True)
-    return {
-        "DOCKER_CONFIG": str(config),
-        "SNEAKER_CACHE_DIR": str(tmp_path / "cache"),
-        "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "no-registries.conf"),
-        "SNEAKER_DAEMON_JSON": "",
-        **extra,
     }
 
 

@@ -40,26 +40,13 @@ from tests.fixtures.mtls import MutualTLSRegistry, start_mtls_registry
 from tests.fixtures.process import remove_tree, short_tempdir
 from tests.fixtures.random_images import RandomLayout, make_random_layout
 from tests.fixtures.tools import skopeo
-from tests.helpers import sneaker
+from tests.helpers import clean_env, sneaker
 
 pytestmark = pytest.mark.integration
 
 hostile_registry = hostile.hostile_registry  # the fixture, made visible to this module
 
 REPO = "evil/app"
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """No docker config, cache, registries.conf or daemon.json of the machine leaks in."""
-    config = tmp_path / "docker-config"
-    config.mkdir(exist_ok=True)
-    return {
-        "DOCKER_CONFIG": str(config),
-        "SNEAKER_CACHE_DIR": str(tmp_path / "cache"),
-        "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "no-registries.conf"),
-        "SNEAKER_DAEMON_JSON": "",
-        **extra,
-    }
 
 
 # -- a small image, served by the hostile registry ----------------------------------------------
