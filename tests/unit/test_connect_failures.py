@@ -77,7 +77,7 @@ def test_an_unknown_resolver_code_is_retried() -> None:
         (errno.ENETUNREACH, Retry.NEVER, "network is unreachable"),
         (errno.EADDRNOTAVAIL, Retry.NEVER, "network is unreachable"),
         (errno.ECONNREFUSED, Retry.BRIEF, "connection refused"),
-        (errno.EHOSTUNREACH, Retry.BRIEF, "no route to host"),
+        (errno.EHOSTUNREACH, Retry.NEVER, "no route to host"),
         (errno.ECONNRESET, Retry.BACKOFF, "connection reset by peer"),
         (errno.ETIMEDOUT, Retry.BACKOFF, "timed out"),
     ],
@@ -86,7 +86,7 @@ def test_connect_errors(number: int, retry: Retry, reason: str) -> None:
     failure = classify_errno(number)
     assert failure is not None
     assert (failure.retry, failure.reason, failure.resolve) == (retry, reason, False)
-    assert failure.offline == (retry is Retry.NEVER)
+    assert failure.offline == (number in (errno.ENETUNREACH, errno.EADDRNOTAVAIL))
 
 
 def test_other_errnos_are_not_classified() -> None:

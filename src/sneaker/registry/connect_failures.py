@@ -12,9 +12,10 @@ but :func:`has_network_route` (a routing-table lookup: no packet is sent).
 * The others (bad flags, family, service) are a question asked wrongly: never retried.
 
 After a name resolved: ``ENETUNREACH``/``EADDRNOTAVAIL`` (no route to that network:
-offline) is never retried; a refused connection or an unreachable host is a definite
-answer that may pass (a registry restarting), retried briefly (well under a second);
-timeouts, resets and everything else are retried with the full backoff.
+offline) and ``EHOSTUNREACH`` (the network says the host cannot be reached; each attempt
+can take seconds of neighbour discovery) are never retried; a refused connection is a
+definite answer that may pass (a registry restarting), retried briefly (about a second
+in all); timeouts, resets and everything else are retried with the full backoff.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ _TRY_AGAIN = _codes("EAI_AGAIN")
 _ASKED_WRONGLY = _codes("EAI_BADFLAGS", "EAI_FAMILY", "EAI_SERVICE", "EAI_SOCKTYPE")
 
 _NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EADDRNOTAVAIL})
-_BRIEF_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH})
 
 
 def classify_resolution(code: int | None, *, has_network: Callable[[], bool]) -> ConnectFailure:
@@ -99,7 +99,7 @@ def classify_errno(number: int | None) -> ConnectFailure | None:
     if number == errno.ECONNREFUSED:
         return ConnectFailure("connection refused", Retry.BRIEF)
     if number == errno.EHOSTUNREACH:
-        return ConnectFailure("no route to host", Retry.BRIEF)
+        return ConnectFailure("no route to host", Retry.NEVER)
     if number == errno.ECONNRESET:
         return ConnectFailure("connection reset by peer", Retry.BACKOFF)
     if number == errno.ETIMEDOUT:

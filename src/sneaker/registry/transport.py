@@ -10,7 +10,8 @@
 * Retries with capped exponential backoff and jitter for timeouts, resets,
   502/503/504 and 429 (honouring ``Retry-After``); a refused connection gets
   the same number of short retries (about a second in all); a name that does
-  not resolve, or a machine with no network, none at all
+  not resolve, a host the network cannot reach, or a machine with no network,
+  none at all
   (:mod:`sneaker.registry.connect_failures`). A host that could not be
   connected to is not tried again by this transport: the other threads (and
   later requests) get the same error at once.
@@ -608,8 +609,10 @@ class Transport:
                     f"machine's DNS settings {way_out}"
                 )
             return f"check this machine's network and DNS settings {way_out}"
-        if failure.retry is Retry.BRIEF and failure.reason == "connection refused":
+        if failure.reason == "connection refused":
             return f"is a registry listening at {self._host_of(url)}?"
+        if failure.reason == "no route to host":
+            return f"is {urlsplit(url).hostname} up, and is its address right?"
         return None
 
     # -- auth-flow driver -----------------------------------------------------------------
