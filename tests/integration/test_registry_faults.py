@@ -198,9 +198,11 @@ def test_connection_refused(tmp_path: Path) -> None:
 
 
 def test_unresolvable_host(tmp_path: Path) -> None:
-    client = RegistryClient("no-such-host.invalid:5000", options(tmp_path, retries=0))
-    with client, pytest.raises(NetworkError, match="cannot resolve the host name"):
+    client = RegistryClient("no-such-host.invalid:5000", options(tmp_path, retries=5))
+    start = time.monotonic()
+    with client, pytest.raises(NetworkError, match=r"^cannot resolve no-such-host\.invalid: "):
         client.get_manifest("x/y", "1")
+    assert time.monotonic() - start < 1  # not retried
 
 
 def test_fault_proxy_is_loopback_only() -> None:

@@ -1,8 +1,17 @@
-"""The single-file zipapp runs with a stock Python and no site-packages (``python3 -I -S``)."""
+"""The single-file zipapp runs with a stock Python and no site-packages (``python3 -I -S``),
+on every Python 3.10+ found here, and on an older one says in one line what it needs.
+
+Older Pythons are looked for on PATH and in pyenv's versions directory; where there are
+none (Debian 12 has no Python below 3.11), the refusal is still proven by running the
+built file's ``__main__`` under this Python with ``sys.version_info`` set to 3.9.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +29,45 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("zipapp") / "sneaker.pyz"
-    run(["bash", str(REPO_ROOT / "scripts" / "zipapp"), str(out)], cwd=REPO_ROOT, timeout=600)
+    run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "zipapp"), str(out)],
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
     return out
 
 
-def _isolated(pyz: Path, *args: str | Path, cwd: Path, stdin: str | None = None) -> str:
+def other_pythons() -> dict[tuple[int, int], str]:
+    """Other CPython interpreters on this machine, by (major, minor): on PATH and pyenv's."""
+    candidates = [shutil.which(f"python{v}") for v in ("2.7", *(f"3.{m}" for m in range(6, 15)))]
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if pyenv.is_dir():
+        candidates += [str(p / "bin" / "python") for p in sorted(pyenv.iterdir())]
+    found: dict[tuple[int, int], str] = {}
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d %d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0:
+            major, minor = map(int, probe.stdout.split())
+            found.setdefault((major, minor), candidate)
+    return found
+
+
+REFUSAL = re.compile(
+    r"error: sneaker needs Python 3\.10 or newer, this is Python (\d+\.\d+\.\d+): .+"
+)
+
+
+def _isolated(
+    pyz: Path, *args: str | Path, cwd: Path, stdin: str | None = None, python: str = sys.executable
+) -> str:
     """Run the zipapp with -I (no user site, no env) and -S (no site-packages at all)."""
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", str(pyz), *(str(a) for a in args)],
+        [python, "-I", "-S", str(pyz), *(str(a) for a in args)],
         cwd=cwd,
         input=stdin,
         capture_output=True,
@@ -72,3 +112,46 @@ def test_zipapp_pulls_and_pushes_without_site_packages(
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == seeded.app.digest
     listed = _isolated(pyz, "inspect", "--json", "app.tar", cwd=tmp_path)
     assert json.loads(listed)["images"][0]["digest"] == seeded.app.digest
+
+
+def test_zipapp_on_an_older_python_says_what_it_needs_in_one_line(
+    pyz: Path, tmp_path: Path
+) -> None:
+    faked = subprocess.run(
+        [
+            sys.executable, "-I", "-S", "-c",
+            "import runpy, sys; sys.version_info = (3, 9, 18, 'final', 0); "
+            f"sys.argv = [{str(pyz)!r}]; runpy.run_path({str(pyz)!r}, run_name='__main__')",
+        ],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert faked.returncode == 2
+    assert faked.stdout == ""
+    [line] = faked.stderr.splitlines()
+    match = REFUSAL.fullmatch(line)
+    assert match is not None, line
+    assert match.group(1) == "3.9.18"
+    assert str(pyz) in line  # how to run it: with another python, on this file
+
+    older = {v: p for v, p in other_pythons().items() if v < (3, 10)}
+    for version, python in sorted(older.items()):
+        done = subprocess.run(
+            [python, str(pyz), "pull", "busybox"],
+            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )  # fmt: skip
+        assert done.returncode == 2, (python, done.stderr)
+        assert done.stdout == ""
+        [line] = done.stderr.splitlines()
+        match = REFUSAL.fullmatch(line)
+        assert match is not None, (python, line)
+        assert match.group(1).startswith(f"{version[0]}.{version[1]}.")
+
+
+def test_zipapp_runs_on_every_python_from_3_10_found(pyz: Path, tmp_path: Path) -> None:
+    supported = {v: p for v, p in other_pythons().items() if v >= (3, 10)}
+    supported.setdefault(sys.version_info[:2], sys.executable)
+    for version, python in sorted(supported.items()):
+        out = _isolated(pyz, "--version", cwd=tmp_path, python=python)
+        assert out.startswith("sneaker "), (version, out)
+        assert f"(Python {version[0]}.{version[1]}." in out

@@ -379,3 +379,12 @@ def test_manifest_json_paths_outside_or_missing(tmp_path: Path) -> None:
         m["manifest.json"] = b'{"Config": 1}'
 
     refused(variant(tmp_path, not_a_list), ArchiveError, "not a list")
+
+
+def test_a_tar_of_zero_blocks_is_no_image_archive(tmp_path: Path) -> None:
+    """A tar that starts with its end block has no members, on every Python (3.10's
+    tarfile would seek to offset -1 after it)."""
+    path = tmp_path / "zeros.tar"
+    path.write_bytes(bytes(10240))
+    with pytest.raises(ArchiveError, match=r"neither index\.json nor manifest\.json"):
+        open_archive(path)

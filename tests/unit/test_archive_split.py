@@ -75,9 +75,8 @@ def test_split_writer_parts_and_checksums(tmp_path: Path) -> None:
     assert not stale.exists()
     assert not base.exists()
     lines = (tmp_path / "out.tar.sha256").read_text().splitlines()
-    assert lines == [f"{sha256(p.read_bytes())}  {p.name}" for p in parts] + [
-        f"{sha256(data)}  out.tar"
-    ]
+    # only the parts: `sha256sum -c out.tar.sha256` passes before they are joined
+    assert lines == [f"{sha256(p.read_bytes())}  {p.name}" for p in parts]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [p.name for p in parts] + ["out.tar.sha256"]
     )
@@ -239,3 +238,30 @@ def test_named_media_sizes_fit_their_media() -> None:
     assert parse_size("cd") == 700 * 1024**2
     assert parse_size("dvd") == 4_700_000_000
     assert parse_size("bd") == 25_000_000_000
+
+
+def test_a_checksum_file_with_a_line_for_the_joined_archive_is_still_read(
+    tmp_path: Path,
+) -> None:
+    """sneaker once ended OUT.sha256 with a line for the joined archive; sets written so
+    still open, and verify checks that line too."""
+    from sneaker.archive import write_oci_layout
+    from sneaker.verbs.verify import verify_archive
+
+    blobs = Blobs()
+    record = make_record(blobs, "reg.example/a:1", [{"f": os.urandom(5000)}], oci=True)
+    out = tmp_path / "a.tar"
+    write_oci_layout([record], blobs, out, as_tar=True, split=2048)
+    parts = split_parts(out)
+    assert parts is not None
+    joined = b"".join(p.read_bytes() for p in parts)
+    checksum = tmp_path / "a.tar.sha256"
+    old_style = checksum.read_text() + f"{sha256(joined)}  a.tar\n"
+    checksum.write_text(old_style)
+    assert split_parts(out) == parts
+    assert verify_archive(out) == []
+    checksum.write_text(old_style.replace(sha256(joined), "0" * 64))
+    assert verify_archive(out) == [
+        f"a.tar: checksum mismatch of the joined parts (they hash to sha256:{sha256(joined)}, "
+        f"a.tar.sha256 says sha256:{'0' * 64})"
+    ]

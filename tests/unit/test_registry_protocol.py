@@ -75,6 +75,15 @@ def test_backoff_is_bounded_and_jittered() -> None:
     assert policy.delay_for(0, 10_000.0) is None  # too long to wait: give up now
 
 
+def test_brief_retries_of_the_default_policy_take_about_a_second() -> None:
+    policy = RetryPolicy()
+    waits = [policy.delay_for(n, None, rand=lambda: 1.0, brief=True) for n in range(6)]
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.4, None]
+    assert policy.delay_for(0, 3.0, brief=True) == 3.0  # a Retry-After still wins
+    full = [policy.delay_for(n, None, rand=lambda: 1.0) for n in range(5)]
+    assert full == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
 # -- Content-Range, Link, Content-Type -----------------------------------------------------
 
 

@@ -95,10 +95,35 @@ def test_pax_size_beyond_any_file_is_refused(tmp_path: Path, size: str) -> None:
         info.pax_headers = {"size": size}
         tar.addfile(info, io.BytesIO(b"{}"))
     (tmp_path / "a.tar").write_bytes(buf.getvalue())
-    with pytest.raises(ArchiveError, match="claims an impossible size"):
+    # A negative size: tarfiles with the fix for negative offsets (3.12.x and 3.13.x
+    # releases since mid 2025, Debian 12's patched 3.11.2) drop the member themselves, so
+    # the archive has no index.json and the layer no file; older ones hand it to sneaker,
+    # which refuses the size. Both refuse it; neither reads past the member.
+    dropped_by_tarfile = "neither index.json nor manifest.json" if size == "-5" else None
+    with pytest.raises(ArchiveError) as opened:
         open_archive(tmp_path / "a.tar")
-    with pytest.raises(ArchiveError, match="claims an impossible size"):
-        apply_layer(io.BytesIO(buf.getvalue()), tmp_path / "root")
+    assert "claims an impossible size" in opened.value.message or (
+        dropped_by_tarfile is not None and dropped_by_tarfile in opened.value.message
+    ), opened.value.message
+    root = tmp_path / "root"
+    refusal = _layer_refusal(buf.getvalue(), root)
+    assert refusal == "claims an impossible size" or (
+        dropped_by_tarfile is not None and refusal == "" and not any(root.rglob("*"))
+    ), refusal
+
+
+def _layer_refusal(layer: bytes, root: Path) -> str:
+    """``claims an impossible size`` when apply_layer refused it so, "" when it wrote no
+    file, the message of any other refusal."""
+    try:
+        stats = apply_layer(io.BytesIO(layer), root)
+    except ArchiveError as exc:
+        return (
+            "claims an impossible size"
+            if "claims an impossible size" in exc.message
+            else exc.message
+        )
+    return "" if stats.files == 0 else f"{stats.files} files written"
 
 
 def _one_file_layer(name: str, data: bytes) -> bytes:

@@ -344,7 +344,13 @@ def test_daemon_json_unknown_keys_warn_known_docker_keys_do_not(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{\n  "registry-mirrors": ["a",]\n}\n', "line 2: invalid JSON: Expecting value"),
+        (
+            '{\n  "registry-mirrors": ["a",]\n}\n',
+            (
+                "line 2: invalid JSON: Expecting value",  # Python 3.10 to 3.12
+                "line 2: invalid JSON: Illegal trailing comma before end of array",  # 3.13
+            ),
+        ),
         ('{\n  "debug": true\n  "x": 1\n}\n', "line 3: invalid JSON: Expecting ',' delimiter"),
         ('{\n\n  "registry-mirrors": "https://m"\n}', "line 3: registry-mirrors must be an array"),
         ('{"registry-mirrors": ["https://m/v2/"]}', "line 1: registry mirror 'https://m/v2/' must"),
@@ -353,12 +359,15 @@ def test_daemon_json_unknown_keys_warn_known_docker_keys_do_not(tmp_path: Path) 
         ('{"insecure-registries": ["10.0.0.0/99"]}', "neither host[:port] nor a CIDR"),
     ],
 )
-def test_daemon_json_errors_name_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+def test_daemon_json_errors_name_file_and_line(
+    tmp_path: Path, text: str, expected: str | tuple[str, ...]
+) -> None:
     path = write(tmp_path / "daemon.json", text)
     with pytest.raises(ConfigError) as caught:
         load_daemon_json([path])
     assert caught.value.message.startswith(str(path))
-    assert expected in caught.value.message
+    alternatives = (expected,) if isinstance(expected, str) else expected
+    assert any(text in caught.value.message for text in alternatives), caught.value.message
 
 
 def test_which_daemon_json_is_read(tmp_path: Path) -> None:

@@ -249,6 +249,10 @@ class _TarStore(_Store):
             )
         except tarfile.TarError as exc:
             raise ArchiveError(f"{label} is not a tar archive ({exc})") from None
+        if getattr(tf, "firstmember", None) is None and tf.offset == 0:
+            # the tar starts with its end-of-archive block: no members (Python 3.10's
+            # next() would seek to offset -1 here and fail with EINVAL)
+            return members
         try:
             while True:
                 info = tf.next()

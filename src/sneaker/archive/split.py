@@ -2,10 +2,12 @@
 
 A split archive ``OUT`` is the files ``OUT.000``, ``OUT.001``, ... (none larger
 than SIZE) and ``OUT.sha256``; ``cat OUT.0* > OUT`` gives back the archive
-byte for byte. ``OUT.sha256`` is in ``sha256sum`` format: one line per part,
-then a last line for the whole archive under the name ``OUT``, so
-``sha256sum -c --ignore-missing OUT.sha256`` checks the parts as they are and
-``sha256sum -c OUT.sha256`` checks everything once they are joined.
+byte for byte. ``OUT.sha256`` is in ``sha256sum`` format, one line per part and
+nothing else, so ``sha256sum -c OUT.sha256`` in the directory of the parts
+passes on intact parts and names each damaged or missing one (parts that check
+out, joined in order, are the archive). A last line for ``OUT`` itself, which
+sneaker wrote before, made that command fail until the parts were joined:
+readers still accept such a file and :mod:`sneaker.verbs.verify` checks the line.
 
 Sizes (:func:`parse_size`): a bare number is bytes; ``K``, ``M``, ``G``, ``T``
 and ``KiB``, ``MiB``, ``GiB``, ``TiB`` are powers of 1024 (``4G`` is 4 GiB,
@@ -172,7 +174,6 @@ class SplitWriter:
         self.checksum_path = _checksum_path(base)
         self._temps: list[Path] = []
         self._digests: list[str] = []
-        self._whole = hashlib.sha256()
         self._part_hash = hashlib.sha256()
         self._fd: int | None = None
         self._in_part = 0
@@ -209,7 +210,6 @@ class SplitWriter:
             raise ValueError("write to a closed SplitWriter")
         view = memoryview(data).cast("B")
         total = len(view)
-        self._whole.update(view)
         while view:
             fd = self._fd
             if fd is None or self._in_part >= self.part_size:
@@ -260,7 +260,6 @@ class SplitWriter:
                 os.replace(temp, final)
                 self.parts.append(final)
                 lines.append(f"{digest}  {final.name}\n")
-            lines.append(f"{self._whole.hexdigest()}  {self.base.name}\n")
             self._temps = []
             temp = temp_name(checksum)
             try:

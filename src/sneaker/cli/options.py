@@ -82,7 +82,11 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(0, 50),
             default=5,
             show_default=True,
-            help="Retries for failed requests (backoff with jitter; 429 honours Retry-After).",
+            help=(
+                "Retries for timeouts, resets, 429 and 5xx answers (backoff with jitter; "
+                "429 honours Retry-After). A refused connection is retried as often within "
+                "about a second; a host name that does not resolve is not retried."
+            ),
         ),
     ]
     command: Callable[..., Any] = with_registry

@@ -5,7 +5,7 @@ Pure logic, no I/O.
 
 from __future__ import annotations
 
-import platform as _stdlib_platform
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -133,9 +133,19 @@ def parse_platform_list(text: str) -> list[Platform]:
     return [parse_platform(item) for item in text.split(",") if item.strip()]
 
 
+def _machine() -> str:
+    """``uname -m``; the stdlib's platform module only where there is no uname (on
+    Python 3.10 it imports subprocess, which start-up should not pay for)."""
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    import platform
+
+    return platform.machine()
+
+
 def host_platform() -> Platform:
     """The platform of this machine; images for Linux are what a Linux or macOS host runs."""
-    machine = _stdlib_platform.machine() or "amd64"
+    machine = _machine() or "amd64"
     os_name = "windows" if sys.platform.startswith("win") else "linux"
     arch, variant = normalize_arch(machine)
     return Platform(os_name, arch, variant)

@@ -188,7 +188,9 @@ class RegistryClient(Closing):
         self._credential_lock = threading.Lock()
         self._credential_loaded = False
         self._credential: Credential | None = None
-        self.transport: HttpTransport = transport or Transport(self.api_host, options, env=env)
+        self.transport: HttpTransport = transport or Transport(
+            self.api_host, options, env=env, name=registry
+        )
         self.auth = Authenticator(registry, self.credential, api_host=self.api_host)
 
     # -- plumbing -------------------------------------------------------------------------

@@ -5,8 +5,10 @@ for one registry name: it
 passes each call to the endpoints of :meth:`RegistrySettings.for_registry` in
 order. A mirror that cannot be reached, answers 5xx, refuses us, lacks the
 manifest or blob (404) or sends content that does not match is skipped and the
-next endpoint is asked; the origin's answer is final. A mirror that could not be
-reached is not asked again during the run. A blob's bytes are checked by whoever
+next endpoint is asked; the origin's answer is final, and when it is an error,
+that error ends with what each mirror tried first answered
+(``... (tried first: mirror HOST/REPO: tag 1 not found in HOST/REPO)``). A mirror
+that could not be reached is not asked again during the run. A blob's bytes are checked by whoever
 reads them (:func:`sneaker.transfer.fetch.fetch_one`): when they do not match its digest,
 :meth:`MirroringClient.reject_blob` takes the endpoint that sent them out of the
 blob's list, and the next :meth:`~MirroringClient.open_blob` asks the next one.
@@ -112,6 +114,13 @@ def open_endpoint_client(
     return RegistryClient(endpoint.registry, opts, env=env)
 
 
+def _add_mirrors_tried(error: SneakerError, tried: Sequence[str]) -> None:
+    """Follow the message of ``error`` (the origin's) with what each mirror answered."""
+    if tried:
+        error.message = f"{error.message} (tried first: {'; '.join(tried)})"
+        error.args = (error.message,)
+
+
 class MirroringClient(Closing):
     """The read side of a registry client for ``registry``, served by its mirrors when they can.
 
@@ -177,18 +186,23 @@ class MirroringClient(Closing):
 
     def _candidates(
         self, repository: str, identifier: str | None, skip: Collection[Endpoint] = ()
-    ) -> Sequence[Endpoint]:
+    ) -> tuple[Sequence[Endpoint], list[str]]:
+        """The endpoints to ask, and a note for each mirror left out because it could
+        not be reached earlier in the run."""
         resolved = self.endpoints(repository)
         if resolved.blocked_by is not None:
             self.settings.check_blocked(resolved.name)  # raises RegistryBlocked naming the file
         with self._lock:
             down = dict(self._down)
-        chosen = [
-            e
-            for e in resolved.for_identifier(identifier)
-            if not e.mirror or ((e.registry, e.plain_http) not in down and e not in skip)
-        ]
-        return chosen
+        chosen: list[Endpoint] = []
+        passed_over: list[str] = []
+        for e in resolved.for_identifier(identifier):
+            if e.mirror and (e.registry, e.plain_http) in down:
+                reason = down[(e.registry, e.plain_http)]
+                passed_over.append(f"mirror {e.describe(repository)}: {reason}")
+            elif not e.mirror or e not in skip:
+                chosen.append(e)
+        return chosen, passed_over
 
     def _attempt(
         self,
@@ -212,8 +226,9 @@ class MirroringClient(Closing):
         skip: Collection[Endpoint] = (),
     ) -> tuple[T, Endpoint]:
         """:meth:`_attempt`, also saying which endpoint answered; mirrors in ``skip``
-        are not asked."""
-        candidates = self._candidates(repository, identifier, skip)
+        are not asked. When the origin fails too, its error also says what each
+        mirror answered."""
+        candidates, tried = self._candidates(repository, identifier, skip)
         for position, endpoint in enumerate(candidates):
             last = position == len(candidates) - 1
             target = endpoint.repository_for(repository)
@@ -221,15 +236,18 @@ class MirroringClient(Closing):
                 result = call(self._client(endpoint), target)
             except _FALLBACK as exc:
                 if last:
+                    _add_mirrors_tried(exc, tried)
                     raise
                 if isinstance(exc, NetworkError):
                     with self._lock:
                         self._down[(endpoint.registry, endpoint.plain_http)] = exc.message
+                tried.append(f"mirror {endpoint.describe(repository)}: {exc.message}")
                 log.info(
                     "mirror %s: %s; trying the next one", endpoint.describe(repository), exc.message
                 )
                 continue
             if not last and absent(result):
+                tried.append(f"mirror {endpoint.describe(repository)}: no {what}")
                 log.info("mirror %s has no %s", endpoint.describe(repository), what)
                 continue
             if identifier is not None:  # a manifest: remember who answered (see source_for)

@@ -7,10 +7,14 @@
   when the certificate is refused or the server answers with a TLS alert (a
   missing client certificate, say); ``plain_http`` means http. Which one it
   speaks is found by a bare handshake first (no request, no trust store loaded).
-* Retries with capped exponential backoff and jitter for connection errors,
-  timeouts, 502/503/504 and 429 (honouring ``Retry-After``). A host that could
-  not be connected to after all of them is not tried again by this transport:
-  the other threads (and later requests) get the same error at once.
+* Retries with capped exponential backoff and jitter for timeouts, resets,
+  502/503/504 and 429 (honouring ``Retry-After``); a refused connection gets
+  the same number of short retries (about a second in all); a name that does
+  not resolve, a host the network cannot reach, or a machine with no network,
+  none at all
+  (:mod:`sneaker.registry.connect_failures`). A host that could not be
+  connected to is not tried again by this transport: the other threads (and
+  later requests) get the same error at once.
 * Redirects are followed here, by hand (at most 10), dropping ``Authorization``
   as soon as the host changes: presigned storage URLs refuse it, and a token
   must never reach another host.
@@ -48,6 +52,13 @@ from urllib3.exceptions import (
 
 from ..errors import NetworkError, RegistryError, TLSError
 from .auth import AuthFlow
+from .connect_failures import (
+    ConnectFailure,
+    Retry,
+    classify_connect_failure,
+    exception_chain,
+    has_network_route,
+)
 from .loopback import is_loopback_host
 from .messages import Body, Headers, Request, Response, same_origin
 from .options import DEFAULT_OPTIONS, RegistryOptions
@@ -184,10 +195,7 @@ class _Rewinder:
 
 def describe_exception(exc: BaseException) -> str:
     """A short, URL-free reason for a connection-level failure."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(exc):
         if isinstance(current, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {current.verify_message}"
         if isinstance(current, ConnectionRefusedError):
@@ -204,7 +212,6 @@ def describe_exception(exc: BaseException) -> str:
             return "the server closed the connection without answering"
         if isinstance(current, http.client.IncompleteRead):
             return "the connection closed before the end of the body"
-        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
     text = str(exc)
     text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
     text = re.sub(r"\(Caused by [^)]*\)", "", text)
@@ -212,25 +219,12 @@ def describe_exception(exc: BaseException) -> str:
     return text.strip()[:200] or type(exc).__name__
 
 
-def _first_arg_exception(exc: BaseException) -> BaseException | None:
-    for arg in getattr(exc, "args", ()):
-        if isinstance(arg, BaseException):
-            return arg
-    reason = getattr(exc, "reason", None)
-    return reason if isinstance(reason, BaseException) else None
-
-
 def _is_verification_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        if "CERTIFICATE_VERIFY_FAILED" in str(current):
-            return True
-        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
-    return False
+    return any(
+        isinstance(current, ssl.SSLCertVerificationError)
+        or "CERTIFICATE_VERIFY_FAILED" in str(current)
+        for current in exception_chain(exc)
+    )
 
 
 def _tls_alert(exc: BaseException) -> str | None:
@@ -238,14 +232,10 @@ def _tls_alert(exc: BaseException) -> str | None:
 
     A server that sends an alert speaks TLS: no reason to try plain http on it.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(exc):
         match = _ALERT.search(str(current))
         if isinstance(current, ssl.SSLError) and match:
             return match.group(1).strip()
-        current = current.__cause__ or current.__context__ or _first_arg_exception(current)
     return None
 
 
@@ -304,8 +294,11 @@ class Transport:
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        name: str | None = None,
     ) -> None:
         self.host = host.lower()
+        #: the registry name ``host`` serves, for messages (``docker.io`` for its API host)
+        self.name = name or self.host
         self.options = options
         self._env = dict(os.environ if env is None else env)
         self._sleep = sleep
@@ -546,17 +539,18 @@ class Transport:
                 ) from None
             except ProxyError as exc:
                 error: Exception = exc
+                failure = classify_connect_failure(exc, has_network=has_network_route)
                 reason = f"cannot reach {self._host_of(request.url)} through the proxy: "
-                reason += describe_exception(exc)
-                safe = unreachable = True
+                reason += failure.reason if failure else describe_exception(exc)
+                retry, unreachable = (failure.retry if failure else Retry.BACKOFF), True
             except (NewConnectionError, ConnectTimeoutError) as exc:
-                error, safe, unreachable = exc, True, True
-                reason = f"cannot connect to {self._host_of(request.url)}: "
-                reason += describe_exception(exc)
-                if self.is_registry_url(request.url) and self._scheme is None:
-                    reason += " over https and http"
+                error, unreachable = exc, True
+                failure = classify_connect_failure(exc, has_network=has_network_route)
+                reason = self._connect_failure_reason(request.url, exc, failure)
+                retry = failure.retry if failure else Retry.BACKOFF
             except (ProtocolError, ReadTimeoutError, OSError, http.client.HTTPException) as exc:
-                error, safe = exc, replayable
+                error, failure = exc, None
+                retry = Retry.BACKOFF if replayable else Retry.NEVER
                 reason = f"{request.method} {redact_url(request.url)} failed: "
                 reason += describe_exception(exc)
             else:
@@ -581,14 +575,17 @@ class Transport:
                 self._sleep(delay)
                 attempt += 1
                 continue
-            delay = self._policy.delay_for(attempt, None) if safe else None
+            delay = None
+            if retry is not Retry.NEVER:
+                delay = self._policy.delay_for(attempt, None, brief=retry is Retry.BRIEF)
             if delay is None or not rewinder.rewind():
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                failure = NetworkError(f"{reason}{tries}", hint=self._network_hint(reason))
+                hint = self._network_hint(request.url, failure)
+                network_error = NetworkError(f"{reason}{tries}", hint=hint)
                 if unreachable and delay is None:
                     with self._lock:
-                        self._unreachable.setdefault(self._hop.host, failure)
-                raise failure from error
+                        self._unreachable.setdefault(self._hop.host, network_error)
+                raise network_error from error
             log.info("%s: %s; retrying in %.1f s", self.host, reason, delay)
             self._sleep(delay)
             attempt += 1
@@ -606,11 +603,47 @@ class Transport:
     def _host_of(self, url: str) -> str:
         return urlsplit(url).netloc.rpartition("@")[2] or self.host
 
-    def _network_hint(self, reason: str) -> str | None:
-        if "resolve" in reason:
-            return f"check the registry name {self.host!r} and the DNS or proxy settings"
-        if "refused" in reason:
-            return f"is a registry listening at {self.host}?"
+    def _described_host(self, url: str, *, port: bool = True) -> str:
+        """The host (and port) of ``url``; for the registry's own API host, also the
+        registry name it serves when that differs (``registry-1.docker.io (the API host
+        of docker.io)``)."""
+        host = self._host_of(url) if port else (urlsplit(url).hostname or self._host_of(url))
+        if self.is_registry_url(url) and self.name != self.host:
+            return f"{host} (the API host of {self.name})"
+        return host
+
+    def _connect_failure_reason(
+        self, url: str, exc: BaseException, failure: ConnectFailure | None
+    ) -> str:
+        if failure is not None and failure.resolve:
+            return f"cannot resolve {self._described_host(url, port=False)}: {failure.reason}"
+        reason = f"cannot connect to {self._described_host(url)}: "
+        reason += failure.reason if failure is not None else describe_exception(exc)
+        if self.is_registry_url(url) and self._scheme is None:
+            reason += " over https and http"
+        return reason
+
+    def _network_hint(self, url: str, failure: ConnectFailure | None) -> str | None:
+        if failure is None:
+            return None
+        if failure.offline:
+            return (
+                "this machine has no network connection: connect it (or set HTTPS_PROXY "
+                "when a proxy is the way out), or pull on a machine that has one and "
+                "carry the archive over"
+            )
+        if failure.resolve:
+            way_out = "(or set HTTPS_PROXY when a proxy is the way out)"
+            if self.is_registry_url(url) and self.name == self.host:
+                return (
+                    f"check the registry name {self.name!r} in the image reference, and this "
+                    f"machine's DNS settings {way_out}"
+                )
+            return f"check this machine's network and DNS settings {way_out}"
+        if failure.reason == "connection refused":
+            return f"is a registry listening at {self._host_of(url)}?"
+        if failure.reason == "no route to host":
+            return f"is {urlsplit(url).hostname} up, and is its address right?"
         return None
 
     # -- auth-flow driver -----------------------------------------------------------------

@@ -413,7 +413,8 @@ def _read_checksums(checksum: Path) -> list[tuple[str, str]]:
 
 
 def _check_split_parts(base: Path, progress: Progress) -> list[str]:
-    """Each part of split set ``base`` (and the parts joined) against ``OUT.sha256``."""
+    """Each part of split set ``base`` against ``OUT.sha256`` (and the parts joined, when
+    the file has a line for them, as sneaker once wrote)."""
     checksum = base.with_name(f"{base.name}.sha256")
     if not checksum.is_file():
         return []
