@@ -5,6 +5,8 @@ The CLI renders any of these as a single line, ``error: <message>``, followed by
 Anything that is not a ``SneakerError`` is a bug and is shown with ``--debug``.
 
     SneakerError                      exit 1
+    ├── FileError                     exit 1   a local file could not be read or written
+    │   └── DiskFull                           no space left, or over a disk quota
     ├── UsageError                    exit 2   bad arguments or options
     │   ├── InvalidReference                   reference grammar
     │   ├── InvalidDigest                      digest grammar or unknown algorithm
@@ -26,16 +28,27 @@ Anything that is not a ``SneakerError`` is a bug and is shown with ``--debug``.
     ├── UnsupportedError              exit 9   a format sneaker does not handle
     └── Interrupted                   exit 130 Ctrl-C
 
+An ``OSError`` becomes a :class:`FileError` naming the path and what was being done
+to it in one place, :func:`sneaker.util.oserrors.file_error`. Error lines stay short:
+a list joined into a message goes through :func:`summarize` (what fits, then a count
+of the rest), and the CLI cuts any line still longer than :data:`MAX_LINE` (:func:`cap`).
+
 Messages never contain a password or a token: code that builds an error from a
 request must pass URLs through :func:`sneaker.registry.redact.redact_url` first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
+    "LIST_BUDGET",
+    "MAX_LINE",
     "ArchiveError",
     "AuthError",
     "ConfigError",
+    "DiskFull",
+    "FileError",
     "IntegrityError",
     "Interrupted",
     "InvalidDigest",
@@ -54,7 +67,39 @@ __all__ = [
     "UnsupportedError",
     "UsageError",
     "VerificationFailed",
+    "cap",
+    "summarize",
 ]
+
+#: the longest error or hint line the CLI prints (characters)
+MAX_LINE = 1000
+#: how much of a message a list may take before the rest is only counted
+LIST_BUDGET = 600
+
+
+def summarize(items: Iterable[str], *, sep: str = ", ", budget: int = LIST_BUDGET) -> str:
+    """``a, b, c and 23,997 more``: the items joined while they fit in ``budget``
+    characters (the first always, cut to fit), the rest counted."""
+    shown: list[str] = []
+    used = 0
+    more = 0
+    for item in items:
+        if more or (shown and used + len(sep) + len(item) > budget):
+            more += 1
+            continue
+        text = cap(item, budget)
+        used += len(text) + (len(sep) if shown else 0)
+        shown.append(text)
+    joined = sep.join(shown)
+    return f"{joined} and {more:,} more" if more else joined
+
+
+def cap(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 1)
+    return f"{text[:keep]}... ({len(text) - keep:,} more characters)"
 
 
 class SneakerError(Exception):
@@ -69,6 +114,27 @@ class SneakerError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class FileError(SneakerError):
+    """A local file or directory could not be read or written: ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class DiskFull(FileError):
+    """No space left on a device (ENOSPC), or over a disk quota (EDQUOT).
+
+    ``needed`` is how many bytes the write needed, when known.
+    """
+
+    def __init__(
+        self, message: str, *, path: str = "", needed: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, path=path, hint=hint)
+        self.needed = needed
 
 
 class UsageError(SneakerError):
@@ -153,7 +219,7 @@ class VerificationFailed(IntegrityError):
     def __init__(self, problems: list[str]) -> None:
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{count} {noun} found: " + "; ".join(problems))
+        super().__init__(f"{count} {noun} found: " + summarize(problems, sep="; "))
         self.problems = problems
 
 

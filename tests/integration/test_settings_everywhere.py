@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sneaker.errors import ArchiveError, NotFound, RegistryBlocked
+from sneaker.errors import NotFound, RegistryBlocked, UsageError
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
 from tests.fixtures.multiarch import MultiArch
@@ -351,8 +351,8 @@ def test_multi_platform_plan_suggests_oci_and_the_suggestion_works(
 def test_inspect_a_missing_path_says_so(target: str, tmp_path: Path) -> None:
     (tmp_path / "work").mkdir()
     done = sneaker(tmp_path / "work", "inspect", target, HOME=str(tmp_path))
-    assert done.returncode == ArchiveError.exit_code
-    assert error_lines(done)[0] == f"error: no such file or directory: {target}"
+    assert done.returncode == UsageError.exit_code  # a path that does not exist
+    assert error_lines(done)[0] == f"error: {target}: no such file or directory"
 
 
 def test_inspect_a_missing_tag_lists_the_repositorys_tags(

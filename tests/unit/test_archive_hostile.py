@@ -21,6 +21,7 @@ from sneaker.errors import (
     SneakerError,
     UnsafePath,
     UnsupportedError,
+    UsageError,
 )
 from sneaker.image import mediatypes as mt
 from sneaker.image.digest import Digest
@@ -310,7 +311,7 @@ def test_not_a_tar_and_compressed_tars(tmp_path: Path) -> None:
     assert "gunzip" in (err.value.hint or "")
     build_tar(tmp_path / "other.tar", [("readme.txt", b"hi")])
     refused(tmp_path / "other.tar", ArchiveError, "not an image archive")
-    with pytest.raises(ArchiveError, match="no such archive"):
+    with pytest.raises(UsageError, match=r"absent\.tar: no such file or directory"):
         open_archive(tmp_path / "absent.tar")
 
 

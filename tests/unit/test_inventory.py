@@ -327,7 +327,7 @@ def test_classify_archives_and_mistakes(tmp_path: Path) -> None:
     (tmp_path / "split.tar.000").write_bytes(b"")
     assert classify_source(str(tmp_path / "old.tar")) == tmp_path / "old.tar"
     assert classify_source(str(tmp_path / "split.tar")) == tmp_path / "split.tar"
-    with pytest.raises(UsageError, match="no such archive"):
+    with pytest.raises(UsageError, match="no such file or directory"):
         classify_source(str(tmp_path / "missing.tar"))
     with pytest.raises(UsageError, match="neither an archive nor a registry"):
         classify_source("justaword")
@@ -366,4 +366,4 @@ def test_command_writes_and_prints(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["inventory", "-q", str(archive)]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
     assert main(["inventory", str(tmp_path / "nope.tar")]) == 2
-    assert "no such archive" in capsys.readouterr().err
+    assert "no such file or directory" in capsys.readouterr().err

@@ -142,10 +142,10 @@ def test_plan_digest_pins_plan_json(tmp_path: Path) -> None:
 
 
 def test_not_a_plan(tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="does not exist"):
+    with pytest.raises(UsageError, match="nowhere: no such file or directory"):
         check_plan(tmp_path / "nowhere")
     tmp_path.joinpath("empty").mkdir()
-    with pytest.raises(NotFound) as info:
+    with pytest.raises(UsageError) as info:
         check_plan(tmp_path / "empty")
     assert info.value.message == f"{tmp_path / 'empty' / 'plan.json'} is missing"
     (tmp_path / "empty" / "plan.json").write_text('{"format": "something"}')

@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "FORMATS": "reader",
     "ArchiveSource": "reader",
     "open_archive": "reader",
+    "missing_archive": "reader",
     "SplitReader": "split",
     "SplitWriter": "split",
     "open_split": "split",
@@ -32,6 +33,7 @@ __all__ = [
     "ArchiveSource",
     "SplitReader",
     "SplitWriter",
+    "missing_archive",
     "open_archive",
     "open_split",
     "parse_size",
@@ -42,7 +44,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .docker_archive import write_docker_archive
     from .oci_layout import write_oci_layout
-    from .reader import FORMATS, ArchiveSource, open_archive
+    from .reader import FORMATS, ArchiveSource, missing_archive, open_archive
     from .split import SplitReader, SplitWriter, open_split, parse_size
 
 

@@ -19,7 +19,7 @@ from ..image import mediatypes as mt
 from ..image.digest import Digest
 from ..image.model import Descriptor
 from ..image.records import BlobSource, ImageRecord
-from .tar import TarWriter, blob_member, dump_json
+from .tar import TarWriter, blob_member, dump_json, tar_size
 
 __all__ = [
     "ANNOTATION_IMAGE_NAME",
@@ -28,6 +28,7 @@ __all__ = [
     "index_document",
     "index_entries",
     "layout_blobs",
+    "layout_tar_size",
     "record_names",
     "write_layout_tar",
 ]
@@ -115,6 +116,17 @@ def blob_order(items: dict[Digest, bytes | Descriptor]) -> list[Digest]:
         return len(item) if isinstance(item, bytes) else item.size
 
     return sorted(items, key=lambda digest: (size(digest), digest))
+
+
+def layout_tar_size(
+    records: Sequence[ImageRecord], extra: dict[str, bytes], omit: Container[Digest] = ()
+) -> int:
+    """About how many bytes :func:`write_layout_tar` writes (said when the disk is full)."""
+    items = layout_blobs(records, omit)
+    sizes = [len(item) if isinstance(item, bytes) else item.size for item in items.values()]
+    files = [len(index_document(index_entries(records))), len(OCI_LAYOUT_BYTES)]
+    files += [len(data) for data in extra.values()]
+    return tar_size([*sizes, *files], directories=1 + len({d.algorithm for d in items}))
 
 
 def write_layout_tar(

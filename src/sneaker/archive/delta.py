@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArchiveError, InvalidDigest, UnsupportedError, UsageError
+from ..errors import ArchiveError, InvalidDigest, UnsupportedError, UsageError, summarize
 from ..image.digest import Digest
 from ..util.jsondoc import DocumentKind, parse_document
 from ..util.progress import human_size
@@ -185,7 +185,7 @@ def _omitted_from_json(entry: Any, where: str) -> OmittedBlob:
 def delta_refusal(path: Path | str, marker: DeltaMarker) -> UnsupportedError:
     """The error every reader but ``push`` and ``inventory`` raises for a delta."""
     if marker.base:
-        base = f"the images of its base ({', '.join(marker.base)})"
+        base = f"the images of its base ({summarize(marker.base)})"
     else:
         base = "the images of the base archive this delta was made from"
     return UnsupportedError(

@@ -29,7 +29,7 @@ from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
 from ..image.reference import Reference
-from ._layout import write_layout_tar
+from ._layout import layout_tar_size, write_layout_tar
 from .delta import DeltaMarker, docker_format_refusal
 from .tar import TarWriter, blob_member, dump_json, output_sink
 
@@ -97,11 +97,8 @@ def write_docker_archive(
         raise UsageError("no images to write")
     manifest_json, repositories = docker_metadata(records)
     written: list[Path] = []
-    with output_sink(out, split, written) as sink:
-        write_layout_tar(
-            TarWriter(sink),
-            records,
-            blobs,
-            {"manifest.json": manifest_json, "repositories": repositories},
-        )
+    extra = {"manifest.json": manifest_json, "repositories": repositories}
+    size = layout_tar_size(records, extra)
+    with output_sink(out, split, written, size=size) as sink:
+        write_layout_tar(TarWriter(sink), records, blobs, extra)
     return written

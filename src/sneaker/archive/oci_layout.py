@@ -32,6 +32,8 @@ from typing import Any
 from ..errors import ArchiveError, UnsupportedError, UsageError
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor
 from ..image.records import BlobSource, ImageRecord
+from ..util.oserrors import reporting
+from ..util.tempfiles import remove_stale, temp_name
 from ._layout import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
@@ -40,10 +42,11 @@ from ._layout import (
     index_document,
     index_entries,
     layout_blobs,
+    layout_tar_size,
     write_layout_tar,
 )
 from .delta import DELTA_MARKER, DeltaMarker
-from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink, temp_name
+from .tar import TarWriter, atomic_file, blob_member, copy_blob, dump_json, output_sink
 
 try:
     import fcntl
@@ -78,7 +81,8 @@ def write_oci_layout(
         extra[DELTA_MARKER] = delta.to_bytes()
     if as_tar:
         written: list[Path] = []
-        with output_sink(out, split, written) as sink:
+        size = layout_tar_size(records, extra, omit)
+        with output_sink(out, split, written, size=size) as sink:
             write_layout_tar(TarWriter(sink), records, blobs, extra, omit)
         return written
     if split is not None:
@@ -203,37 +207,54 @@ def _write_directory(
             hint="write to an empty or new directory, or an existing OCI layout",
         )
     entries = index_entries(records)
-    out.mkdir(parents=True, exist_ok=True)
-    if marker.exists():
-        _check_layout_marker(marker)
-    else:
-        with atomic_file(marker) as sink:
-            sink.write(OCI_LAYOUT_BYTES)
     items = layout_blobs(records, omit)
-    for digest in blob_order(items):
-        target = out / blob_member(digest)
-        item = items[digest]
-        size = len(item) if isinstance(item, bytes) else item.size
-        try:
-            if target.stat().st_size == size:
-                continue
-        except FileNotFoundError:
-            pass
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not isinstance(item, bytes) and _link_blob(blobs, item, target):
-            continue
-        with atomic_file(target) as sink:
-            if isinstance(item, bytes):
-                sink.write(item)
-            else:
-                copy_blob(blobs, item, sink)
-    for name, data in sorted((extra or {}).items()):
-        with atomic_file(out / name) as sink:
-            sink.write(data)
-    with _locked(marker):
-        index_path = out / "index.json"
-        existing = _read_index(index_path)
-        merged = merge_index_entries(existing.get("manifests", []), entries)
-        extra = {k: v for k, v in existing.items() if k not in ("schemaVersion", "mediaType")}
-        with atomic_file(index_path) as sink:
-            sink.write(index_document(merged, extra))
+    missing = dict(items)  # what is not in the layout yet: said when the disk is full
+
+    def needed() -> int:
+        return sum(len(i) if isinstance(i, bytes) else i.size for i in missing.values())
+
+    with reporting("write", out, needed=needed, resumes=_RESUMES):
+        out.mkdir(parents=True, exist_ok=True)
+        if marker.exists():
+            _check_layout_marker(marker)
+        else:
+            with atomic_file(marker) as sink:
+                sink.write(OCI_LAYOUT_BYTES)
+        remove_stale(out)
+        for algorithm in sorted({d.algorithm for d in items}):
+            remove_stale(out / "blobs" / algorithm)
+        for digest in blob_order(items):
+            _write_blob(blobs, out / blob_member(digest), items[digest])
+            del missing[digest]
+        for name, data in sorted((extra or {}).items()):
+            with atomic_file(out / name) as sink:
+                sink.write(data)
+        with _locked(marker):
+            index_path = out / "index.json"
+            existing = _read_index(index_path)
+            merged = merge_index_entries(existing.get("manifests", []), entries)
+            kept = {k: v for k, v in existing.items() if k not in ("schemaVersion", "mediaType")}
+            with atomic_file(index_path) as sink:
+                sink.write(index_document(merged, kept))
+
+
+#: what a rerun of a layout write keeps (said when the disk is full)
+_RESUMES = "the blobs already in the layout are kept, and a rerun writes only the rest"
+
+
+def _write_blob(blobs: BlobSource, target: Path, item: bytes | Descriptor) -> None:
+    """One blob into the layout, unless it is there with the right size already."""
+    size = len(item) if isinstance(item, bytes) else item.size
+    try:
+        if target.stat().st_size == size:
+            return
+    except FileNotFoundError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(item, bytes) and _link_blob(blobs, item, target):
+        return
+    with atomic_file(target) as sink:
+        if isinstance(item, bytes):
+            sink.write(item)
+        else:
+            copy_blob(blobs, item, sink)

@@ -75,6 +75,7 @@ from ..errors import (
     NotFound,
     UnsafePath,
     UnsupportedError,
+    UsageError,
 )
 from ..image import mediatypes as mt
 from ..image.config import MAX_CONFIG_BYTES
@@ -85,6 +86,7 @@ from ..image.reference import Reference, parse_reference
 from ..layers.apply import BoundedTarInfo
 from ..layers.compression import SNIFF_BYTES, sniff_compression
 from ..util.closing import Closing
+from ..util.oserrors import reporting
 from ..util.streams import PositionalReader
 from ._layout import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME
 from .delta import DELTA_MARKER, MAX_MARKER_BYTES, DeltaMarker, delta_refusal
@@ -95,6 +97,7 @@ __all__ = [
     "FORMATS",
     "MAX_CONFIG_BYTES",
     "ArchiveSource",
+    "missing_archive",
     "open_archive",
 ]
 
@@ -453,6 +456,17 @@ if TYPE_CHECKING:  # mypy proves that an ArchiveSource is an ImageSource
 # -- opening -------------------------------------------------------------------
 
 
+def missing_archive(path: Path | str) -> UsageError:
+    """The error for an archive path that does not exist (nor its split parts): a usage
+    error (exit 2), as for any path argument that names nothing."""
+    name = Path(path).name
+    return UsageError(
+        f"{path}: no such file or directory",
+        hint=f"check the path; a split archive is opened by its base name "
+        f"({name} for {part_path(Path(name), 0).name}, {part_path(Path(name), 1).name}, ...)",
+    )
+
+
 def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
     """Open an archive, a layout directory or a split archive for reading (see module doc).
 
@@ -469,7 +483,8 @@ def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
             path = base
         parts = None if path.exists() else split_parts(path)
         if path.is_file():
-            fh = path.open("rb")
+            with reporting("read", path):
+                fh = path.open("rb")
             try:
                 _refuse_compressed(fh.read(8), path)
                 fh.seek(0)
@@ -498,11 +513,7 @@ def open_archive(path: Path, *, allow_delta: bool = False) -> ArchiveSource:
         elif path.exists():
             raise ArchiveError(f"{path} is neither a file nor a directory")
         else:
-            raise ArchiveError(
-                f"{path}: no such archive",
-                hint=f"check the path; a split archive is opened by its base name "
-                f"({path.name} for {part_path(path, 0).name}, {part_path(path, 1).name}, ...)",
-            )
+            raise missing_archive(path)
     try:
         source = _load(path, store)
     except BaseException:

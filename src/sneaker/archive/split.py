@@ -17,22 +17,27 @@ as ``split -b 4G`` reads it); ``KB``, ``MB``, ``GB``, ``TB`` are powers of 1000
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 import re
-import secrets
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import ArchiveError, IntegrityError, UsageError
+from ..errors import ArchiveError, IntegrityError, UsageError, summarize
+from ..util.oserrors import file_error, is_file_error
 from ..util.streams import PositionalReader
+from ..util.tempfiles import name_max, temp_name
 
 __all__ = [
     "SplitReader",
     "SplitWriter",
+    "check_name_length",
     "describe_file_kind",
     "open_split",
     "parse_size",
@@ -40,7 +45,6 @@ __all__ = [
     "preadinto",
     "remove_split_set",
     "split_parts",
-    "temp_name",
 ]
 
 #: parts are numbered with three digits; more than this many parts is refused.
@@ -134,9 +138,25 @@ def describe_file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def check_name_length(given: Path, name: str, parent: Path) -> None:
+    """Refuse ``name`` (written for output ``given``) when the file system of ``parent``
+    cannot hold it: before any work, not after the download."""
+    length = len(os.fsencode(name))
+    most = name_max(parent)
+    if length > most:
+        what = "its name" if name == given.name else f"the name {name!r}"
+        raise UsageError(
+            f"cannot write {given}: {what} is {length} bytes long, and file names in "
+            f"{parent} hold at most {most}",
+            hint="choose a shorter name",
+        )
+
+
 def _check_part_names(base: Path) -> None:
     """Refuse when a name the split set will take (``OUT.000``..., ``OUT.sha256``) is held by
-    something a rename would destroy: a device, fifo, socket or directory."""
+    something a rename would destroy (a device, fifo, socket or directory), or is longer
+    than the file system holds."""
+    check_name_length(base, _checksum_path(base).name, base.parent)
     prefix = f"{base.name}."
     names = [*base.parent.glob(f"{glob.escape(prefix)}[0-9][0-9][0-9]"), _checksum_path(base)]
     for path in names:
@@ -148,11 +168,6 @@ def _check_part_names(base: Path) -> None:
             raise UsageError(f"cannot write {path}: it is {describe_file_kind(mode)}")
 
 
-def temp_name(final: Path) -> Path:
-    """A hidden, unique temporary name in the same directory as ``final``."""
-    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
-
-
 class SplitWriter:
     """A write-only file object that cuts what it is given into ``OUT.000``, ``OUT.001``, ...
 
@@ -161,10 +176,12 @@ class SplitWriter:
     longer archive of the same name. :meth:`abort` (or leaving a ``with`` block
     by an exception) removes every temporary file and leaves no part behind.
     A part name or ``OUT.sha256`` held by a device, fifo, socket or directory is
-    refused (UsageError) before anything is written.
+    refused (UsageError) before anything is written. A file error names the part (or
+    ``OUT.sha256``) being written; a full disk says ``size``, what the whole archive
+    needs, when given.
     """
 
-    def __init__(self, base: Path, part_size: int) -> None:
+    def __init__(self, base: Path, part_size: int, *, size: int | None = None) -> None:
         if part_size < 1:
             raise UsageError("the split size must be at least one byte")
         _check_part_names(base)
@@ -180,6 +197,17 @@ class SplitWriter:
         self._written = 0
         self._closed = False
         self._buf = bytearray(_COPY_CHUNK)
+        self._size = size
+        self._writing = part_path(base, 0)
+
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if not is_file_error(exc):
+                raise
+            raise file_error(exc, "write", self._writing, needed=self._size) from exc
 
     # -- writing ---------------------------------------------------------
 
@@ -189,7 +217,8 @@ class SplitWriter:
                 f"--split {self.part_size} would make more than {MAX_PARTS} parts",
                 hint="choose a larger split size",
             )
-        temp = temp_name(part_path(self.base, len(self._temps)))
+        self._writing = part_path(self.base, len(self._temps))
+        temp = temp_name(self._writing)
         fd = os.open(
             temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
         )
@@ -208,7 +237,10 @@ class SplitWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
             raise ValueError("write to a closed SplitWriter")
-        view = memoryview(data).cast("B")
+        with self._reporting():
+            return self._write(memoryview(data).cast("B"))
+
+    def _write(self, view: memoryview) -> int:
         total = len(view)
         while view:
             fd = self._fd
@@ -247,6 +279,10 @@ class SplitWriter:
         """Rename the parts into place and write ``OUT.sha256``."""
         if self._closed:
             return
+        with self._reporting():
+            self._close()
+
+    def _close(self) -> None:
         self._finish_part()
         if not self._temps:
             self._open_part()
@@ -256,11 +292,12 @@ class SplitWriter:
             checksum.unlink(missing_ok=True)
             lines = []
             for number, (temp, digest) in enumerate(zip(self._temps, self._digests, strict=True)):
-                final = part_path(self.base, number)
+                final = self._writing = part_path(self.base, number)
                 os.replace(temp, final)
                 self.parts.append(final)
                 lines.append(f"{digest}  {final.name}\n")
             self._temps = []
+            self._writing = checksum
             temp = temp_name(checksum)
             try:
                 temp.write_text("".join(lines), encoding="utf-8")
@@ -309,9 +346,19 @@ def _remove_parts(base: Path, first: int) -> None:
             path.unlink(missing_ok=True)
 
 
+def _first_part_exists(base: Path) -> bool:
+    """Is ``OUT.000`` there? Never, when that name is longer than a file name may be."""
+    try:
+        return part_path(base, 0).is_file()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 def remove_split_set(base: Path) -> None:
     """Remove the parts and checksum file of a split archive ``base``, if there is one."""
-    if part_path(base, 0).exists():
+    if _first_part_exists(base):
         _remove_parts(base, 0)
         _checksum_path(base).unlink(missing_ok=True)
 
@@ -325,7 +372,7 @@ def split_parts(base: Path) -> list[Path] | None:
     When ``OUT.sha256`` exists, the parts it lists are the parts (so a missing
     last part is noticed); otherwise ``OUT.000``, ``OUT.001``, ... until a gap.
     """
-    if not part_path(base, 0).is_file():
+    if not _first_part_exists(base):
         return None
     checksum = _checksum_path(base)
     if checksum.is_file():
@@ -344,7 +391,7 @@ def split_parts(base: Path) -> list[Path] | None:
             missing = [p.name for p in parts if not p.is_file()]
             if missing:
                 raise ArchiveError(
-                    f"split archive {base}: missing part(s) {', '.join(missing)}",
+                    f"split archive {base}: missing part(s) {summarize(missing)}",
                     hint=f"copy every part listed in {checksum.name} next to the others",
                 )
             return parts

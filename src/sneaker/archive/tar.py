@@ -37,13 +37,15 @@ from ..errors import IntegrityError, UsageError
 from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor
 from ..image.records import BlobSource
+from ..util.oserrors import file_error, is_file_error
+from ..util.tempfiles import remove_stale, temp_name
 from .split import (
     SplitWriter,
+    check_name_length,
     describe_file_kind,
     preadinto,
     remove_split_set,
     split_parts,
-    temp_name,
 )
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "dump_json",
     "output_sink",
     "refuse_overwriting_inputs",
+    "tar_size",
     "temp_name",
 ]
 
@@ -160,6 +163,7 @@ def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
             "cannot write -: sneaker writes its output to files, not to standard output",
             hint="name a file with -o FILE",
         )
+    check_name_length(given, given.name, _nearest_existing(given.absolute().parent))
     target = given
     if given.is_symlink():
         target = Path(os.path.realpath(given))
@@ -187,6 +191,8 @@ def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
         raise UsageError(f"cannot write {given}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {given}: directory {parent} is not writable")
+    if target != given:
+        check_name_length(given, target.name, parent)
     return target
 
 
@@ -250,23 +256,40 @@ def refuse_overwriting_inputs(output: Path | str, inputs: Iterable[Path | str]) 
 
 
 @contextmanager
-def atomic_file(out: Path) -> Iterator[FileSink]:
-    """A :class:`FileSink` on a temporary file renamed to ``out`` when the block succeeds."""
+def atomic_file(out: Path, *, size: int | None = None) -> Iterator[FileSink]:
+    """A :class:`FileSink` on a temporary file renamed to ``out`` when the block succeeds.
+
+    A file error while writing (a full disk, say) is a
+    :class:`~sneaker.errors.FileError` naming ``out``, never the temporary name; a full
+    disk says ``size`` (the bytes the whole file needs), when given. An error about
+    another file (one being copied in) names that file.
+    """
     temp = temp_name(out)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
+        fd = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
+        )
         try:
-            yield FileSink(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+            try:
+                yield FileSink(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, out)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        if not is_file_error(exc):
+            raise
+        if exc.filename is not None and os.fsdecode(exc.filename) != str(temp):
+            raise file_error(exc, "read") from exc
+        raise file_error(exc, "write", out, needed=size) from exc
 
 
 @contextmanager
-def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[Sink]:
+def output_sink(
+    out: Path, split: int | None, written: list[Path], *, size: int | None = None
+) -> Iterator[Sink]:
     """Where a writer's tar goes: ``out`` itself, or its parts ``out.000``... with ``split``.
 
     Once the block succeeds, ``written`` receives the files made: ``[out]``, or
@@ -275,15 +298,19 @@ def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[S
     removes an earlier ``out.000``... set, writing it split removes an earlier
     whole ``out``, so a reader never finds the old one first. ``out`` is checked first
     (:func:`check_output_path`): a symlink is written through, a special file refused.
+    Temporary files a killed sneaker left in the directory are removed first
+    (:func:`~sneaker.util.tempfiles.remove_stale`). ``size`` is what the whole archive
+    needs (for the message of a full disk).
     """
     out = check_output_path(out)
+    remove_stale(out.parent)
     if split is None:
-        with atomic_file(out) as sink:
+        with atomic_file(out, size=size) as sink:
             yield sink
         remove_split_set(out)
         written.append(out)
         return
-    writer = SplitWriter(out, split)
+    writer = SplitWriter(out, split, size=size)
     try:
         yield writer
     except BaseException:
@@ -294,6 +321,15 @@ def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[S
         out.unlink()
     written.extend(writer.parts)
     written.append(writer.checksum_path)
+
+
+def tar_size(sizes: Iterable[int], directories: int = 0) -> int:
+    """The bytes of a tar of files of ``sizes`` and ``directories`` (USTAR headers, the
+    end blocks): what writing it needs, give or take a PAX record."""
+    total = (directories + 2) * BLOCK
+    for size in sizes:
+        total += BLOCK + size + (-size % BLOCK)
+    return total
 
 
 def copy_blob(blobs: BlobSource, desc: Descriptor, sink: Sink) -> None:

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..errors import Interrupted, SneakerError
+from ..errors import Interrupted, SneakerError, cap
 
 
 def debug_enabled() -> bool:
@@ -19,7 +19,9 @@ def debug_enabled() -> bool:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """One line, never longer than ``MAX_LINE`` (a last resort: lists are summed up where
+    they are joined into a message)."""
+    return cap(" ".join(text.split()))
 
 
 def report(exc: BaseException) -> int:
@@ -28,6 +30,11 @@ def report(exc: BaseException) -> int:
         import traceback  # only for --debug: keeps start-up (sneaker --version) lean
 
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if isinstance(exc, OSError):
+        from ..util.oserrors import file_error, is_file_error
+
+        if is_file_error(exc):
+            exc = file_error(exc, "access")
     if isinstance(exc, SneakerError):
         click.echo(f"error: {_one_line(exc.message)}", err=True)
         if exc.hint:
@@ -38,7 +45,7 @@ def report(exc: BaseException) -> int:
         return Interrupted.exit_code
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
-        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        click.echo(f"error: {_one_line(str(exc.strerror or exc))}{where}", err=True)
         return 1
     click.echo(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))}", err=True)
     click.echo("hint: run again with --debug for the full trace, and report it", err=True)

@@ -25,7 +25,7 @@ def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
     Lists every problem found and exits 7 if there is any; an archive that
     cannot be read at all (not an archive, hostile, incomplete) exits 8.
     """
-    from ..errors import VerificationFailed
+    from ..errors import VerificationFailed, cap
     from ..util.progress import choose_progress
     from ..verbs.verify import verify_archive
 
@@ -41,7 +41,7 @@ def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
     if problems:
         if not as_json:
             for line in problems:
-                click.echo(f"problem: {line}")
+                click.echo(f"problem: {cap(line)}")
         failed = VerificationFailed(problems)
         # the lines above list them: the error line only counts them
         noun = "problem" if len(problems) == 1 else "problems"

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidPlatform
+from ..errors import InvalidPlatform, summarize
 
 __all__ = [
     "Platform",
@@ -159,4 +159,4 @@ def is_attestation(platform: Platform | None, annotations: Mapping[str, str]) ->
 
 
 def describe(platforms: Iterable[Platform]) -> str:
-    return ", ".join(sorted({str(p) for p in platforms})) or "none"
+    return summarize(sorted({str(p) for p in platforms})) or "none"

@@ -34,7 +34,6 @@ read-only directory can still be filled by a later layer, without root too.
 from __future__ import annotations
 
 import bz2
-import contextlib
 import errno
 import gzip
 import hashlib
@@ -53,7 +52,9 @@ from typing import IO, Any, BinaryIO, cast
 
 from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 from ..image.digest import Digest
+from ..util.oserrors import reporting
 from ..util.streams import HashingReader, Prefixed, Readable
+from ..util.tempfiles import remove_tree
 from .compression import SNIFF_BYTES, sniff_compression
 
 __all__ = [
@@ -311,33 +312,6 @@ def diff_id_of(
 # --------------------------------------------------------------------------- applying
 
 
-def _rmtree(path: str, as_root: bool) -> None:
-    if not as_root:
-        # A read-only directory of an earlier layer cannot be emptied otherwise.
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o700)
-    with os.scandir(path) as entries:
-        children = list(entries)
-    for entry in children:
-        if entry.is_dir(follow_symlinks=False):
-            _rmtree(entry.path, as_root)
-        else:
-            os.unlink(entry.path)
-    os.rmdir(path)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a (partly) unpacked tree, read-only directories included; never follows links."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        _rmtree(str(path), _running_as_root())
-    else:
-        os.unlink(path)
-
-
 def _no_warning(_message: str) -> None:
     return None
 
@@ -359,13 +333,25 @@ class LayerApplier:
     Call :meth:`apply` for each layer in order, then :meth:`finish` once, which
     sets directory modes and times (deferred so that read-only directories can
     still be filled, by later layers too). ``dest`` is created if missing.
+
+    A file error (a full disk, say) is a :class:`~sneaker.errors.FileError` naming
+    the path in the image under ``shown_as`` (the directory the user named, when
+    ``dest`` is a temporary one).
     """
 
-    def __init__(self, dest: Path, *, warn: Callable[[str], None] = _no_warning) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        dest: Path,
+        *,
+        warn: Callable[[str], None] = _no_warning,
+        shown_as: Path | None = None,
+    ) -> None:
+        with reporting("write", shown_as or dest):
+            dest.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(dest))
         if not self.root.is_dir():
             raise ArchiveError(f"{dest} is not a directory")
+        self._shown_as = shown_as or dest
         self._warn = warn
         self._as_root = _running_as_root()
         self._pending: dict[str, _PendingDir] = {}
@@ -394,13 +380,23 @@ class LayerApplier:
         with tar:
             try:
                 for member in self._members(tar):
-                    self._apply_member(tar, member, stats)
+                    with reporting("write", self._shown(member.name)):
+                        self._apply_member(tar, member, stats)
             except tarfile.TarError as exc:  # a member's data cut short, say
                 raise ArchiveError(f"{what}: damaged tar ({exc})") from None
         return stats
 
+    def _shown(self, name: str) -> Path:
+        """Where member ``name`` lands, as the user knows the destination (for messages)."""
+        parts = [p for p in name.split("/") if p not in ("", ".", "..")]
+        return self._shown_as.joinpath(*parts)
+
     def finish(self) -> None:
         """Apply the recorded directory modes and times, deepest first."""
+        with reporting("write", self._shown_as):
+            self._finish()
+
+    def _finish(self) -> None:
         for rel in sorted(self._pending, key=lambda r: r.count("/"), reverse=True):
             pending = self._pending[rel]
             path = self._abs(rel)
@@ -549,9 +545,7 @@ class LayerApplier:
             return
         if stat.S_ISDIR(st.st_mode):
             self._known_dirs.clear()
-            _rmtree(path, self._as_root)
-        else:
-            os.unlink(path)
+        remove_tree(path)
 
     def _remove_lower(self, rel: str) -> None:
         """Remove ``rel`` as lower layers left it, keeping what this layer added."""

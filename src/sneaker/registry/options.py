@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..errors import UsageError
+from ..errors import UsageError, summarize
 
 __all__ = ["DEFAULT_OPTIONS", "RegistryOptions", "check_explicit_credentials"]
 
@@ -53,7 +53,7 @@ def check_explicit_credentials(options: RegistryOptions | None, registries: Iter
     if len(named) > 1:
         raise UsageError(
             f"--username names one registry's account, and these images come from "
-            f"{len(named)}: {', '.join(named)}",
+            f"{len(named)}: {summarize(named)}",
             hint="pull from one registry at a time, or store each registry's credentials "
             "with 'sneaker login REGISTRY'",
         )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
-from ..errors import AuthError, IntegrityError, NotFound, RateLimited, RegistryError
+from ..errors import AuthError, IntegrityError, NotFound, RateLimited, RegistryError, summarize
 from .credentials import Credential
 from .headers import rate_limit_summary
 from .redact import redact_url
@@ -143,12 +143,12 @@ def raise_for_status(
     if codes and set(codes) <= _INTEGRITY_CODES:
         raise IntegrityError(
             f"{registry} rejected {subject.describe()} in {subject.name}: "
-            f"{message or ', '.join(codes)}"
+            f"{message or summarize(codes)}"
         )
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     detail = message or ""
     if codes:
-        detail = f"{detail} ({', '.join(codes)})" if detail else ", ".join(codes)
+        detail = f"{detail} ({summarize(codes)})" if detail else summarize(codes)
     raise RegistryError(
         f"{registry} answered HTTP {status} to {method} {redact_url(url)}{tries}"
         + (f": {detail}" if detail else ""),

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,8 +30,13 @@ from typing import BinaryIO
 from ..errors import Interrupted, NotFound
 from ..image.digest import Digest
 from ..image.model import Descriptor
+from ..util.oserrors import reporting
+from ..util.tempfiles import remove_stale, temp_name
 
-__all__ = ["BlobCache", "PartialState", "default_cache_dir"]
+__all__ = ["RESUMES", "BlobCache", "PartialState", "default_cache_dir"]
+
+#: what a rerun keeps of downloads (said when the disk is full)
+RESUMES = "the blobs already downloaded are kept in the cache, and partial ones resume"
 
 #: how often a wait for a blob lock held elsewhere tries again (and looks at the cancel event)
 _LOCK_POLL = 0.05
@@ -123,12 +128,26 @@ class BlobCache:
     @classmethod
     @contextmanager
     def temporary(cls, parent: Path | None = None) -> Iterator[BlobCache]:
-        """A throw-away cache (``--no-cache``), removed when the block ends."""
-        tmp = tempfile.mkdtemp(prefix=".sneaker-blobs-", dir=parent)
+        """A throw-away cache (``--no-cache``), removed when the block ends; one a killed
+        run left in ``parent`` is removed first (see :mod:`sneaker.util.tempfiles`)."""
+        parent = parent or Path(tempfile.gettempdir())
+        remove_stale(parent)
+        tmp = temp_name(parent / "sneaker-blobs")
+        tmp.mkdir(mode=0o700)
         try:
-            yield cls(Path(tmp))
+            yield cls(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def reporting(self, desc: Descriptor) -> AbstractContextManager[None]:
+        """File errors while fetching ``desc`` as a FileError naming its partial file; a
+        full disk says what the blob still needs, and that a rerun resumes."""
+
+        def needed() -> int:
+            partial = self.partial(desc.digest)
+            return desc.size - (partial.size if partial is not None else 0)
+
+        return reporting("write", self.partial_path(desc.digest), needed=needed, resumes=RESUMES)
 
     def path(self, digest: Digest) -> Path:
         return self.root / "blobs" / digest.algorithm / digest.hex

@@ -406,9 +406,11 @@ def fetch_one(
     Raises :class:`Interrupted` when ``cancel`` is set (the partial file stays),
     :class:`IntegrityError` when the registry's bytes do not match the
     descriptor and the client has no other endpoint for them (nothing stays),
-    and the transport's error when a request fails for good.
+    and the transport's error when a request fails for good. A file error (a full
+    disk, say) names the cache's partial file and says that a rerun resumes.
     """
-    return BlobDownload(job, cache, progress, sleep, cancel).run()
+    with cache.reporting(job.desc):
+        return BlobDownload(job, cache, progress, sleep, cancel).run()
 
 
 class _Pool:

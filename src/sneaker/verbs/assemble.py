@@ -32,6 +32,7 @@ from ..errors import (
     NotFound,
     SneakerError,
     UsageError,
+    summarize,
 )
 from ..image import mediatypes as mt
 from ..image.digest import Digest
@@ -49,8 +50,6 @@ __all__ = ["AssembleResult", "AssembledImage", "CheckedPlan", "assemble", "check
 
 FORMATS = ("docker", "oci")
 CHUNK = 1 << 20
-#: how many problems one error message lists before it only counts the rest
-MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,10 @@ class CheckedPlan:
 def _read_plan(plan_dir: Path, plan_digest: Digest | None) -> dict[str, Any]:
     path = plan_dir / PLAN_FILE
     if not plan_dir.is_dir():
-        raise NotFound(f"plan directory {plan_dir} does not exist")
+        raise UsageError(
+            f"{plan_dir}: no such file or directory",
+            hint="give the directory that `sneaker plan -o DIR` wrote",
+        )
     raw = read_document(path, PLAN_KIND)
     if plan_digest is not None:
         actual = Digest.of_bytes(raw, plan_digest.algorithm)
@@ -192,16 +194,13 @@ class _Checker:
     def raise_problems(self) -> None:
         if not self.problems:
             return
-        listed = [p.message for p in self.problems[:MAX_LISTED]]
-        more = len(self.problems) - len(listed)
-        if more:
-            listed.append(f"and {more} more")
+        listed = summarize((p.message for p in self.problems), sep="; ")
         if len(self.problems) == 1:
-            text = f"plan {self.plan_dir}: {listed[0]}"
+            text = f"plan {self.plan_dir}: {listed}"
         else:
             text = (
                 f"plan {self.plan_dir}: {len(self.problems)} files are missing or damaged: "
-                + "; ".join(listed)
+                + listed
             )
         hint = (
             "run fetch.sh in the plan directory again (it fetches what is missing and "
@@ -354,7 +353,7 @@ def assemble(
             if isinstance(r.root, Index)
         ]
         if not checked.single or several:
-            what = f" ({', '.join(several)})" if several else ""
+            what = f" ({summarize(several)})" if several else ""
             raise UsageError(
                 f"plan {directory} was made for several platforms{what}; "
                 "a docker archive holds one platform per image",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..errors import ArchiveError, ManifestInvalid, NotFound, SneakerError
+from ..errors import ManifestInvalid, NotFound, SneakerError
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
@@ -229,15 +229,11 @@ def inspect(
 
 def _inspect_archive(target: str | Path) -> InspectReport:
     # start-up: the archive reader (and its layer code) is loaded for an archive only
-    from ..archive import open_archive
+    from ..archive import missing_archive, open_archive
 
     path = Path(target).expanduser()
     if not path.exists() and not Path(f"{path}.000").exists():
-        raise ArchiveError(
-            f"no such file or directory: {target}",
-            hint="check the path; a split archive is opened by its base name (x.tar for "
-            "x.tar.000, x.tar.001, ...)",
-        )
+        raise missing_archive(target)
     with open_archive(path, allow_delta=True) as archive:
         report = InspectReport(str(target), archive.format, delta=archive.delta)
         if archive.format == "docker-legacy":

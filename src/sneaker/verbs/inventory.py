@@ -11,17 +11,15 @@ one image. Several sources make one inventory.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..archive import open_archive
+from ..archive import missing_archive, open_archive
 from ..archive.delta import DeltaMarker
-from ..archive.tar import check_output_path, refuse_overwriting_inputs
+from ..archive.tar import atomic_file, check_output_path, refuse_overwriting_inputs
 from ..errors import UsageError
 from ..image.inventory import INVENTORY_KIND, Inventory
 from ..image.records import ImageSource
@@ -32,6 +30,7 @@ from ..settings import load_settings
 from ..transfer.walk import WalkLimits, inventory_from_registry
 from ..util.jsondoc import read_document
 from ..util.progress import NullProgress, Progress
+from ..util.tempfiles import remove_stale
 
 if TYPE_CHECKING:
     from ..registry.reader import RegistryReader
@@ -67,10 +66,7 @@ def classify_source(text: str | Path) -> Path | RegistrySource:
     if isinstance(text, Path) or _is_archive(text):
         return Path(text)
     if text.endswith((".tar", "/", ".json")) or text.startswith((".", "/")):
-        raise UsageError(
-            f"{text}: no such archive",
-            hint="a split archive is named by its base name (OUT for OUT.000, OUT.001, ...)",
-        )
+        raise missing_archive(text)
     bare = text.rstrip("/")
     if "/" not in bare:
         host = bare_registry_host(bare)
@@ -160,13 +156,9 @@ def write_inventory(inventory: Inventory, path: Path | str) -> None:
     a symlink is written through, a device, fifo, socket or directory refused.
     """
     path = check_output_path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        temp.write_bytes(inventory.to_bytes())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    remove_stale(path.parent)
+    with atomic_file(path) as sink:
+        sink.write(inventory.to_bytes())
 
 
 def load_base(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..errors import ArchiveError, NotFound, UnsupportedError, UsageError
+from ..errors import ArchiveError, UnsupportedError, UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
 from ..image.model import Descriptor, Manifest
@@ -54,7 +53,9 @@ from ..transfer.cache import BlobCache
 from ..transfer.fetch import BlobJob, fetch_blobs
 from ..transfer.remote import Resolved, resolve
 from ..util.jsondoc import DocumentKind
+from ..util.oserrors import reporting
 from ..util.progress import NullProgress, Progress
+from ..util.tempfiles import remove_stale, temp_name
 from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ PLAN_VERSION = 1
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 
 
-def _no_plan(path: Path) -> NotFound:
-    return NotFound(
+def _no_plan(path: Path) -> UsageError:
+    return UsageError(
         f"{path} is missing", hint="give the directory that `sneaker plan -o DIR` wrote"
     )
 
@@ -328,9 +329,11 @@ def _prepare_output(output: Path) -> Path:
             hint="give a new directory to -o (a plan is written whole, never merged)",
         )
     parent = output.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
-    tmp.mkdir()
+    with reporting("write", output):
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(parent)
+        tmp = temp_name(parent / output.name)
+        tmp.mkdir()
     return tmp
 
 
@@ -475,8 +478,9 @@ def plan(
                 )
 
         progress.message(f"writing {output_path}")
-        _write_files(tmp, images, request)
-        _finish_output(tmp, output_path)
+        with reporting("write", output_path):
+            _write_files(tmp, images, request)
+            _finish_output(tmp, output_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -28,9 +28,10 @@ from ..image.selection import PlatformRequest
 from ..registry.mirrors import make_client_factory
 from ..registry.options import RegistryOptions, check_explicit_credentials
 from ..settings import load_settings
-from ..transfer.cache import BlobCache, default_cache_dir
+from ..transfer.cache import RESUMES, BlobCache, default_cache_dir
 from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
 from ..transfer.source import resolve_images
+from ..util.oserrors import resumable
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
 
@@ -201,6 +202,7 @@ def pull(
     progress = progress or NullProgress()
 
     with ExitStack() as stack:
+        stack.enter_context(resumable(RESUMES))  # a full disk: what a rerun keeps
         if client_factory is None:
             opts = options or RegistryOptions()
             # registries.conf, daemon.json and --mirror: mirrors, insecure hosts, blocks

@@ -50,7 +50,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from ..archive import open_archive
-from ..errors import ArchiveError, AuthError, IntegrityError, Interrupted, NotFound, UsageError
+from ..errors import (
+    ArchiveError,
+    AuthError,
+    IntegrityError,
+    Interrupted,
+    NotFound,
+    UsageError,
+    summarize,
+)
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
@@ -469,7 +477,7 @@ def _base_missing(
 ) -> NotFound:
     """The error for a delta's omitted layer that the target neither has nor can mount."""
     where = f"{registry}/{repository}"
-    mounts = f", nor could it be mounted from {', '.join(tried)}" if tried else ""
+    mounts = f", nor could it be mounted from {summarize(tried)}" if tried else ""
     return NotFound(
         f"{archive} is a delta archive that leaves out layer {desc.digest} (its base had it), "
         f"and {where} does not have it{mounts}: the target lacks the delta's base",

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ArchiveError, InvalidReference, UsageError
+from ..errors import ArchiveError, InvalidReference, UsageError, summarize
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
@@ -135,7 +135,7 @@ def plan_targets(
             prefix = parsed.name.rsplit("/", 1)[0] if "/" in parsed.repository else parsed.registry
             raise UsageError(
                 f"TARGET {parsed.familiar} names one image, and the archive holds "
-                f"{len(records)}: {', '.join(labels)}",
+                f"{len(records)}: {summarize(labels)}",
                 hint=f"give a registry or registry/prefix instead (e.g. {prefix}): each image "
                 "then keeps its own repository and tag below it",
             )

@@ -30,6 +30,7 @@ from ..errors import (
     NotFound,
     SneakerError,
     UsageError,
+    summarize,
 )
 from ..image.config import MAX_CONFIG_BYTES, parse_config
 from ..image.digest import Digest
@@ -46,8 +47,10 @@ from ..layers.apply import (
     open_layer_stream,
     remove_tree,
 )
+from ..util.oserrors import reporting
 from ..util.progress import NullProgress, Progress
 from ..util.streams import HashingReader
+from ..util.tempfiles import remove_stale, temp_name
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
@@ -109,7 +112,7 @@ def choose_record(records: Sequence[ImageRecord], image: str | None) -> ImageRec
     """
     if not records:
         raise NotFound("the archive holds no image")
-    names = ", ".join(_record_name(r) for r in records)
+    names = summarize(_record_name(r) for r in records)
     if image is None:
         if len(records) == 1:
             return records[0]
@@ -122,7 +125,7 @@ def choose_record(records: Sequence[ImageRecord], image: str | None) -> ImageRec
         return found[0]
     if not found:
         raise NotFound(f"no image {image!r} in the archive", hint=f"it holds: {names}")
-    several = ", ".join(_record_name(r) for r in found)
+    several = summarize(_record_name(r) for r in found)
     raise UsageError(
         f"{image!r} names several images of the archive: {several}",
         hint="choose one with --image NAME:TAG, or a digest",
@@ -246,10 +249,11 @@ def _prepare_dest(dest: Path, force: bool) -> tuple[Path, bool]:
     if dest.is_symlink():
         return dest, False  # an empty directory reached through a link: fill it in place
     parent = dest.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    temp = parent / f".{dest.name}.unpacking-{os.getpid()}"
-    remove_tree(temp)
-    temp.mkdir(mode=0o700)
+    with reporting("write", dest):
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(parent)
+        temp = temp_name(parent / dest.name)
+        temp.mkdir(mode=0o700)
     return temp, True
 
 
@@ -305,17 +309,18 @@ def unpack(
 
     target, temporary = _prepare_dest(dest, force)
     try:
-        applier = LayerApplier(target, warn=on_warning)
+        applier = LayerApplier(target, warn=on_warning, shown_as=dest)
         count = len(manifest.layers)
         for number, (desc, diff_id) in enumerate(zip(manifest.layers, diff_ids, strict=True), 1):
             what = f"{name}: layer {number}/{count} {desc.digest}"
             result.stats.add(_apply_one(applier, blobs, desc, diff_id, what, limits, progress))
         applier.finish()
         if temporary:
-            os.chmod(target, 0o755)
-            if dest.is_dir():
-                dest.rmdir()  # empty: checked above
-            os.rename(target, dest)
+            with reporting("write", dest):
+                os.chmod(target, 0o755)
+                if dest.is_dir():
+                    dest.rmdir()  # empty: checked above
+                os.rename(target, dest)
     except BaseException:
         if temporary:
             remove_tree(target)
