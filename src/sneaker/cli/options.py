@@ -178,12 +178,48 @@ def parse_platform_option(value: str | None) -> PlatformRequest:
     return PlatformRequest(platforms=tuple(parse_platform_list(value)))
 
 
-def parse_split_option(value: str | None) -> int | None:
+def layer_limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-layer-size and --max-unpacked-size (unpack, verify --deep), handed to the
+    command as one ``limits: LayerLimits`` argument."""
+
+    @functools.wraps(func)
+    def with_limits(*args: Any, **kwargs: Any) -> Any:
+        from ..layers.apply import DEFAULT_LIMITS
+
+        layer = parse_size_option(kwargs.pop("max_layer_size"), "--max-layer-size")
+        total = parse_size_option(kwargs.pop("max_unpacked_size"), "--max-unpacked-size")
+        return func(*args, limits=DEFAULT_LIMITS.with_options(layer, total), **kwargs)
+
+    sizes = "SIZE as for --split: bytes, or with K/M/G/T (powers of 1024) or KB/MB/GB/TB"
+    command = click.option(
+        "--max-unpacked-size",
+        metavar="SIZE",
+        help=f"Refuse an image whose layers write more than SIZE in all (default 64G; {sizes}).",
+    )(with_limits)
+    return click.option(
+        "--max-layer-size",
+        metavar="SIZE",
+        help="Refuse a layer that decompresses to, or whose files (sparse ones at their "
+        "full size) add up to, more than SIZE (default: 64 times its compressed size, "
+        "at least 1G, at most 64G).",
+    )(command)
+
+
+def parse_size_option(value: str | None, option: str = "--split") -> int | None:
+    """A SIZE option (``--split``'s grammar), None when not given."""
     if not value:
         return None
     from ..archive.split import parse_size
 
-    return parse_size(value)
+    try:
+        return parse_size(value)
+    except UsageError as exc:
+        exc.message = f"{option}: {exc.message}"
+        raise
+
+
+def parse_split_option(value: str | None) -> int | None:
+    return parse_size_option(value, "--split")
 
 
 images_file_option = click.option(

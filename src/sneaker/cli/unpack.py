@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import (
     RegistryAccess,
     json_option,
+    layer_limit_options,
     mirror_option,
     open_client_factory,
     quiet_option,
     registry_options,
 )
+
+if TYPE_CHECKING:
+    from ..layers.apply import LayerLimits
 
 
 @click.command("unpack")
@@ -32,6 +37,7 @@ from .options import (
     type=click.Path(file_okay=False, path_type=Path),
     help="Blob cache for a remote SOURCE.",
 )
+@layer_limit_options
 @registry_options
 @mirror_option
 @quiet_option
@@ -43,6 +49,7 @@ def command(
     image: str | None,
     force: bool,
     cache_dir: Path | None,
+    limits: LayerLimits,
     registry: RegistryAccess,
     mirrors: tuple[str, ...],
     quiet: bool,
@@ -77,6 +84,7 @@ def command(
                     image=image,
                     force=force,
                     progress=progress,
+                    limits=limits,
                     warn=warn,
                 )
         else:
@@ -92,6 +100,7 @@ def command(
                     progress=progress,
                     warn=warn,
                     client_factory=factory,
+                    limits=limits,
                 )
     finally:
         progress.close()

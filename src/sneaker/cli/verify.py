@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .options import json_option, quiet_option
+from .options import json_option, layer_limit_options, quiet_option
+
+if TYPE_CHECKING:
+    from ..layers.apply import LayerLimits
 
 
 @click.command("verify")
@@ -15,11 +19,13 @@ from .options import json_option, quiet_option
 @click.option(
     "--deep",
     is_flag=True,
-    help="Also decompress every layer and check its diff ID against the config.",
+    help="Also decompress every layer and check its diff ID against the config, and what "
+    "unpacking it would write against the limits unpack applies.",
 )
+@layer_limit_options
 @quiet_option
 @json_option
-def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
+def command(archive: Path, deep: bool, limits: LayerLimits, quiet: bool, as_json: bool) -> None:
     """Check ARCHIVE (any archive or layout sneaker reads, or a split set by its base name).
 
     Lists every problem found and exits 7 if there is any; an archive that
@@ -31,7 +37,7 @@ def command(archive: Path, deep: bool, quiet: bool, as_json: bool) -> None:
 
     progress = choose_progress(quiet or as_json)
     try:
-        problems = verify_archive(archive, deep=deep, progress=progress)
+        problems = verify_archive(archive, deep=deep, limits=limits, progress=progress)
     finally:
         progress.close()
     if as_json:

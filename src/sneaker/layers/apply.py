@@ -11,6 +11,13 @@ Three pieces, each streaming (nothing holds a whole layer in memory):
 - :class:`LayerApplier` (and :func:`apply_layer` for one layer) extracts layers
   in order into a root directory with the OCI whiteout rules, as docker does.
 
+What the files of the layers write is bounded too, not only what decompresses: a
+sparse file (GNU, PAX 0.0, 0.1 and 1.0) describes gigabytes of holes in a few
+bytes, so every file is charged at its full size to a :class:`WriteBudget` (a
+cap per layer, a total per image) before a byte of it is written;
+:func:`measure_layer` charges the same way for ``verify --deep``. Sparse files
+within the limits are written sparse.
+
 Nothing is ever written outside the destination. Member names are taken
 relative to it (a leading ``/`` is dropped, as docker does); a name, or a
 hardlink's target, whose ``..`` climbs out of it is refused with
@@ -46,7 +53,7 @@ import stat
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -65,8 +72,10 @@ __all__ = [
     "LayerLimits",
     "LayerStats",
     "Readable",
+    "WriteBudget",
     "apply_layer",
     "diff_id_of",
+    "measure_layer",
     "open_layer_stream",
     "remove_tree",
 ]
@@ -121,24 +130,86 @@ class BoundedTarInfo(tarfile.TarInfo):
 
 @dataclass(frozen=True)
 class LayerLimits:
-    """How far a layer may expand when decompressed.
+    """How far a layer may expand, and how much an unpack may write.
 
-    The cap is ``ratio`` times the compressed size (when it is known), never
+    A layer's cap is ``ratio`` times its compressed size (when it is known), never
     below ``floor`` (small layers of zero-filled files are legitimate) and never
-    above ``absolute``. A stream of unknown size gets ``absolute`` alone.
+    above ``absolute``; a stream of unknown size gets ``absolute`` alone. The cap
+    bounds both the decompressed tar and the files it holds, a sparse file counting
+    at its full size (a few kB of tar can describe gigabytes of holes). ``total``
+    bounds what all the layers of one image write together.
+
+    The CLI's ``--max-layer-size`` and ``--max-unpacked-size`` (of ``unpack`` and
+    ``verify --deep``) set them: :meth:`with_options`.
     """
 
     ratio: int = 64
     floor: int = 1 * _GiB
     absolute: int = 64 * _GiB
+    total: int = 64 * _GiB
 
     def cap_for(self, compressed_size: int | None) -> int:
         if compressed_size is None:
             return self.absolute
         return min(self.absolute, max(self.floor, self.ratio * compressed_size))
 
+    def with_options(self, max_layer: int | None, max_unpacked: int | None) -> LayerLimits:
+        """These limits with a layer cap of exactly ``max_layer`` bytes (whatever the
+        compressed size), and ``max_unpacked`` bytes in all, where given."""
+        limits = self
+        if max_layer is not None:
+            limits = replace(limits, floor=max_layer, absolute=max_layer)
+        if max_unpacked is not None:
+            limits = replace(limits, total=max_unpacked)
+        return limits
+
+
+#: the hint of a layer over its cap (the CLI options that raise it)
+LAYER_HINT = (
+    "refused as a likely decompression bomb; if the layer is genuine, raise the limit "
+    "with --max-layer-size SIZE"
+)
+#: the hint of an image whose layers write more than the total
+TOTAL_HINT = "if the image is genuine, raise the limit with --max-unpacked-size SIZE"
+
 
 DEFAULT_LIMITS = LayerLimits()
+
+
+class WriteBudget:
+    """What the layers of one image may still write: a cap per layer and a total.
+
+    Regular files count at their size (a sparse file at its full size, holes
+    included); :meth:`charge` refuses a file before a byte of it is written.
+    """
+
+    def __init__(self, limits: LayerLimits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.layer = 0
+        self.layer_cap = limits.absolute
+
+    def start_layer(self, compressed_size: int | None) -> None:
+        self.layer = 0
+        self.layer_cap = self.limits.cap_for(compressed_size)
+
+    def charge(self, size: int, what: str, name: str, *, sparse: bool = False) -> None:
+        """Count a file of ``size`` bytes; IntegrityError when it passes a limit."""
+        kind = "a sparse file of " if sparse else ""
+        if self.layer + size > self.layer_cap:
+            raise IntegrityError(
+                f"{what}: {name!r} ({kind}{size:,} bytes) takes the layer past the "
+                f"{self.layer_cap:,} bytes one layer may write",
+                hint=LAYER_HINT,
+            )
+        if self.total + size > self.limits.total:
+            raise IntegrityError(
+                f"{what}: {name!r} ({kind}{size:,} bytes) takes the image past the "
+                f"{self.limits.total:,} bytes an unpack may write in all",
+                hint=TOTAL_HINT,
+            )
+        self.layer += size
+        self.total += size
 
 
 @dataclass
@@ -218,8 +289,7 @@ class _Bounded(io.RawIOBase):
         if self.count > self._cap:
             raise IntegrityError(
                 f"{self._what}: expands to more than {self._cap} bytes uncompressed",
-                hint="refused as a likely decompression bomb; raise the layer size limit "
-                "if the layer is genuine",
+                hint=LAYER_HINT,
             )
         view[:n] = data
         return n
@@ -309,6 +379,72 @@ def diff_id_of(
     return Digest("sha256", reader.hasher.hexdigest()), reader.count
 
 
+@dataclass(frozen=True)
+class LayerMeasure:
+    """What reading a whole layer found: its ``diff_id``, the size of its tar, and what
+    its files would write when unpacked (sparse files at their full size)."""
+
+    diff_id: Digest
+    size: int
+    written: int
+
+
+def measure_layer(
+    stream: Readable,
+    media_type: str = "",
+    *,
+    compressed_size: int | None = None,
+    budget: WriteBudget | None = None,
+    what: str = "layer",
+) -> LayerMeasure:
+    """:func:`diff_id_of`, also counting what unpacking the layer would write.
+
+    Each file is charged to ``budget`` (default: a fresh one of :data:`DEFAULT_LIMITS`)
+    as ``unpack`` charges it, so ``verify --deep`` refuses what ``unpack`` would: a
+    decompression bomb, or a sparse file holding gigabytes of holes. A stream that is
+    not a tar (or stops being one) has nothing more counted; its ``diff_id`` still is.
+    """
+    budget = budget or WriteBudget(DEFAULT_LIMITS)
+    tar = open_layer_stream(
+        stream,
+        media_type,
+        compressed_size=compressed_size,
+        limits=budget.limits,
+        what=what,
+    )
+    reader = HashingReader(tar, hashlib.sha256())
+    budget.start_layer(compressed_size)
+    before = budget.total
+    _charge_members(reader, budget, what)
+    reader.drain(_CHUNK)
+    digest = Digest("sha256", reader.hasher.hexdigest())
+    return LayerMeasure(digest, reader.count, budget.total - before)
+
+
+def _forget_headers(tar: tarfile.TarFile) -> None:
+    """Streaming mode keeps every header it read; a big layer needs none of them."""
+    members = getattr(tar, "members", None)
+    if isinstance(members, list):
+        members.clear()
+
+
+def _charge_members(stream: Readable, budget: WriteBudget, what: str) -> None:
+    try:
+        archive = tarfile.open(  # noqa: SIM115 - closed below
+            fileobj=cast(IO[bytes], stream), mode="r|", tarinfo=BoundedTarInfo
+        )
+    except tarfile.TarError:
+        return  # not a tar: unpack would refuse it, and write nothing
+    with archive:
+        try:
+            while (member := archive.next()) is not None:
+                if member.isreg():
+                    budget.charge(member.size, what, member.name, sparse=member.issparse())
+                _forget_headers(archive)
+        except tarfile.TarError:
+            return
+
+
 # --------------------------------------------------------------------------- applying
 
 
@@ -334,9 +470,10 @@ class LayerApplier:
     sets directory modes and times (deferred so that read-only directories can
     still be filled, by later layers too). ``dest`` is created if missing.
 
-    A file error (a full disk, say) is a :class:`~sneaker.errors.FileError` naming
-    the path in the image under ``shown_as`` (the directory the user named, when
-    ``dest`` is a temporary one).
+    What the layers write is charged to a :class:`WriteBudget` of ``limits``
+    before it is written. A file error (a full disk, say) is a
+    :class:`~sneaker.errors.FileError` naming the path in the image under
+    ``shown_as`` (the directory the user named, when ``dest`` is a temporary one).
     """
 
     def __init__(
@@ -344,6 +481,7 @@ class LayerApplier:
         dest: Path,
         *,
         warn: Callable[[str], None] = _no_warning,
+        limits: LayerLimits = DEFAULT_LIMITS,
         shown_as: Path | None = None,
     ) -> None:
         with reporting("write", shown_as or dest):
@@ -351,6 +489,7 @@ class LayerApplier:
         self.root = Path(os.path.realpath(dest))
         if not self.root.is_dir():
             raise ArchiveError(f"{dest} is not a directory")
+        self.budget = WriteBudget(limits)
         self._shown_as = shown_as or dest
         self._warn = warn
         self._as_root = _running_as_root()
@@ -364,11 +503,15 @@ class LayerApplier:
 
     # -- public ---------------------------------------------------------------------------
 
-    def apply(self, tar_stream: Readable, *, what: str = "layer") -> LayerStats:
-        """Extract one uncompressed layer tar (``what`` names it in errors and warnings)."""
+    def apply(
+        self, tar_stream: Readable, *, what: str = "layer", compressed_size: int | None = None
+    ) -> LayerStats:
+        """Extract one uncompressed layer tar (``what`` names it in errors and warnings;
+        ``compressed_size``, the blob's, sets the layer's cap as for decompression)."""
         self._what = what
         self._added = set()
         self._added_parents = set()
+        self.budget.start_layer(compressed_size)
         stats = LayerStats()
         try:
             fileobj = cast(IO[bytes], tar_stream)
@@ -423,10 +566,7 @@ class LayerApplier:
             if member is None:
                 return
             yield member
-            # Streaming mode keeps every header it read; a big layer needs none of them.
-            members = getattr(tar, "members", None)
-            if isinstance(members, list):
-                members.clear()
+            _forget_headers(tar)
 
     # -- paths ----------------------------------------------------------------------------
 
@@ -602,6 +742,8 @@ class LayerApplier:
             self._hardlink(name, rel, path, member)
             stats.hardlinks += 1
         else:
+            if member.isreg():
+                self.budget.charge(member.size, self._what, name, sparse=member.issparse())
             self._replace_existing(path)
             if member.isreg():
                 stats.bytes_written += self._regular(tar, name, path, member)
@@ -687,13 +829,19 @@ class LayerApplier:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
         written = 0
+        sparse = member.issparse()  # its holes stay holes: chunks of zeros are skipped
         with os.fdopen(fd, "wb", closefd=True) as out:
             while True:
                 chunk = source.read(_CHUNK)
                 if not chunk:
                     break
-                out.write(chunk)
+                if sparse and chunk.count(0) == len(chunk):
+                    out.seek(len(chunk), os.SEEK_CUR)
+                else:
+                    out.write(chunk)
                 written += len(chunk)
+            if sparse:
+                out.truncate(written)  # a hole at the end
             out.flush()
             if self._as_root:
                 os.fchown(out.fileno(), member.uid, member.gid)

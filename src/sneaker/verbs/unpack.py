@@ -276,6 +276,8 @@ def unpack(
     ``platform`` must also match a single-platform image. A non-empty ``dest``
     is refused unless ``force``. Warnings (skipped device nodes) go to ``warn``
     (else to the progress's messages: once, either way) and are listed in the result.
+    ``limits`` bound what each layer decompresses to and what the layers write
+    (:class:`~sneaker.layers.apply.LayerLimits`).
     """
     record, blobs = choose_record(source.records, image), source
     name = _record_name(record)
@@ -309,7 +311,7 @@ def unpack(
 
     target, temporary = _prepare_dest(dest, force)
     try:
-        applier = LayerApplier(target, warn=on_warning, shown_as=dest)
+        applier = LayerApplier(target, warn=on_warning, limits=limits, shown_as=dest)
         count = len(manifest.layers)
         for number, (desc, diff_id) in enumerate(zip(manifest.layers, diff_ids, strict=True), 1):
             what = f"{name}: layer {number}/{count} {desc.digest}"
@@ -353,7 +355,7 @@ def _apply_one(
                     what=what,
                 )
                 uncompressed = HashingReader(tar, diff_id.hasher())
-                stats = applier.apply(uncompressed, what=what)
+                stats = applier.apply(uncompressed, what=what, compressed_size=desc.size)
                 uncompressed.drain()  # the tar's padding and any trailing bytes count too
             except (ArchiveError, IntegrityError):
                 # A damaged blob breaks the tar or the decompressor first: say what it is.
@@ -405,6 +407,7 @@ def unpack_remote(
     warn: Callable[[str], None] | None = None,
     settings: RegistrySettings | None = None,
     client_factory: Callable[[str], RegistryReader] | None = None,
+    limits: LayerLimits = DEFAULT_LIMITS,
 ) -> UnpackResult:
     """Unpack an image straight from a registry: resolve, fetch into the cache, apply.
 
@@ -429,5 +432,6 @@ def unpack_remote(
         platform=platform,
         force=force,
         progress=progress,
+        limits=limits,
         warn=warn,
     )

@@ -36,7 +36,14 @@ from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
 from ..image.platform import Platform
 from ..image.records import ImageRecord, ImageSource
-from ..layers.apply import DEFAULT_LIMITS, LayerLimits, diff_id_of
+from ..layers.apply import (
+    DEFAULT_LIMITS,
+    TOTAL_HINT,
+    LayerLimits,
+    LayerMeasure,
+    WriteBudget,
+    measure_layer,
+)
 from ..util.progress import NullProgress, Progress
 from ..util.streams import HashingReader
 
@@ -93,7 +100,7 @@ class _Verifier:
         self.problems: list[str] = []
         self._seen_problems: set[str] = set()
         self._blobs: dict[tuple[Digest, int], _BlobCheck] = {}
-        self._diff_ids: dict[Digest, Digest | str] = {}
+        self._measures: dict[Digest, LayerMeasure | str] = {}
 
     def problem(self, label: str, kind: str, digest: Digest, what: str) -> None:
         line = f"{label}: {kind} {digest}: {what}"
@@ -153,26 +160,29 @@ class _Verifier:
             )
         return _BlobCheck(None, b"".join(kept) if count <= keep else None, keep)
 
-    def diff_id(self, desc: Descriptor, what: str) -> Digest | str:
-        """The layer's diff_id, or a description of why it cannot be computed."""
-        cached = self._diff_ids.get(desc.digest)
+    def measure(self, desc: Descriptor, what: str) -> LayerMeasure | str:
+        """The layer's diff_id and what unpacking it writes, or why they cannot be had
+        (damaged, or past the limits ``unpack`` applies)."""
+        cached = self._measures.get(desc.digest)
         if cached is not None:
             return cached
-        result: Digest | str
+        result: LayerMeasure | str
         try:
             with self.source.open_blob(desc) as stream:
-                result, _size = diff_id_of(
+                result = measure_layer(
                     stream,
                     desc.media_type,
                     compressed_size=desc.size,
-                    limits=self.limits,
+                    budget=WriteBudget(self.limits),
                     what=what,
                 )
         except SneakerError as exc:
             result = _rest_of(exc, what)
+            if exc.hint:  # what to do about it: the limit's option, say
+                result += f" ({exc.hint})"
         except OSError as exc:
             result = f"unreadable ({exc.strerror or exc})"
-        self._diff_ids[desc.digest] = result
+        self._measures[desc.digest] = result
         return result
 
     # -- the tree ---------------------------------------------------------------------------
@@ -273,23 +283,34 @@ class _Verifier:
         diff_ids = self.config_diff_ids(manifest, label, config.data)
         if not self.deep or diff_ids is None:
             return
+        written = 0
         for index, (desc, ok, expected) in enumerate(
             zip(manifest.layers, layer_ok, diff_ids, strict=True)
         ):
             if not ok:
                 continue
             what = f"{label}: layer {desc.digest}"
-            actual = self.diff_id(desc, what)
-            if isinstance(actual, str):
-                self.problem(label, "layer", desc.digest, actual)
-            elif actual != expected:
+            measure = self.measure(desc, what)
+            if isinstance(measure, str):
+                self.problem(label, "layer", desc.digest, measure)
+                continue
+            written += measure.written
+            if measure.diff_id != expected:
                 self.problem(
                     label,
                     "layer",
                     desc.digest,
-                    f"uncompressed content hashes to {actual}, "
+                    f"uncompressed content hashes to {measure.diff_id}, "
                     f"rootfs.diff_ids[{index}] says {expected}",
                 )
+        if written > self.limits.total:
+            self.problem(
+                label,
+                "manifest",
+                manifest.digest,
+                f"its layers write {written:,} bytes when unpacked, more than the "
+                f"{self.limits.total:,} an unpack may write in all ({TOTAL_HINT})",
+            )
 
     def config_diff_ids(
         self, manifest: Manifest, label: str, data: bytes | None
