@@ -9,19 +9,21 @@ SNEAKER_USER/SNEAKER_PASSWORD.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from tests.helpers import need, run
 pytestmark = pytest.mark.integration
 
 fault_proxy = faults.fault_proxy  # the fixture, made visible to this module
+shaping_proxy = shaping.shaping_proxy  # the fixture, made visible to this module
 
 #: what fetch.sh may use besides sh and curl (its header says the same)
 SCRIPT_TOOLS = ("curl", "sha256sum", "sed", "tr", "wc", "mkdir", "mv", "rm")
@@ -81,17 +84,45 @@ def sneaker(
 def fetch_sh(
     plan_dir: Path, bin_dir: Path, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``sh fetch.sh`` with PATH = ``bin_dir`` and nothing else in the environment."""
-    return subprocess.run(
+    """``sh fetch.sh`` with PATH = ``bin_dir``, TMPDIR = :func:`tmpdir_of` and nothing else
+    in the environment; afterwards no temporary state is left, there or in the plan."""
+    tmpdir = tmpdir_of(plan_dir)
+    result = subprocess.run(
         [str(bin_dir / "sh"), "fetch.sh"],
         cwd=plan_dir,
-        env={"PATH": str(bin_dir), **(extra or {})},
+        env={"PATH": str(bin_dir), "TMPDIR": str(tmpdir), **(extra or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+    assert list(tmpdir.iterdir()) == [], "fetch.sh removed its private directory"
+    assert hidden_files(plan_dir) == [], "fetch.sh left nothing hidden in the plan"
+    return result
+
+
+def tmpdir_of(plan_dir: Path) -> Path:
+    """The TMPDIR fetch.sh gets: beside the plan directory."""
+    tmpdir = plan_dir.parent / f"{plan_dir.name}-tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    return tmpdir
+
+
+def hidden_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob(".*"))
+
+
+def wait_group_gone(group: int, seconds: float) -> None:
+    """Wait until no process of fetch.sh's group (no job, no curl) is left."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, "processes of fetch.sh outlived it"
+        time.sleep(0.05)
 
 
 def plan_json(plan_dir: Path) -> dict[str, Any]:
@@ -348,6 +379,78 @@ def test_private_repository_needs_sneaker_user(
     assert any(r.had_auth for r in token_registry.server.requests if r.path == "/token")
     assert token_registry.password not in allowed.stdout + allowed.stderr
     run([need("sha256sum"), "--quiet", "-c", "SHA256SUMS"], cwd=plan_dir)
+
+
+def test_fetch_sh_killed_leaves_no_credential_in_the_plan_directory(
+    seeded: Seeded,
+    token_registry: TokenRegistryInfo,
+    cli_env: dict[str, str],
+    curl_only: Path,
+    shaping_proxy: Callable[..., shaping.ShapingProxy],
+    tmp_path: Path,
+) -> None:
+    """kill -9 of fetch.sh (every job and curl) fetching a private image with a password:
+    nothing in the plan directory holds the password or a token; what the kill left is a
+    private directory (0700, files 0600) in TMPDIR, which the next run removes."""
+    user, password = token_registry.username, token_registry.password
+    assert user is not None
+    assert password is not None
+    proxy = shaping_proxy(token_registry.url)
+    image = seeded.token_private
+    plan_dir = tmp_path / "plan"
+    ref = f"{proxy.host}/{image.repository}:{image.tag}"
+    sneaker(cli_env, "plan", ref, "-o", plan_dir, "-u", user, "--password-stdin", "-q",
+            input=password + "\n")  # fmt: skip
+    proxy.shape("throttle", path_contains="/blobs/", rate=20_000)
+    tmpdir = tmpdir_of(plan_dir)
+    creds = {"SNEAKER_USER": user, "SNEAKER_PASSWORD": password}
+    process = subprocess.Popen(
+        [str(curl_only / "sh"), "fetch.sh"],
+        cwd=plan_dir,
+        env={"PATH": str(curl_only), "TMPDIR": str(tmpdir), **creds},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _, _, big = largest_layer(plan_dir)
+    big_part = plan_dir / "blobs" / "sha256" / f"{big}.part"
+    try:
+        deadline = time.monotonic() + 60
+        while not (big_part.exists() and big_part.stat().st_size > 0):
+            assert process.poll() is None, "fetch.sh ended before it was killed"
+            assert time.monotonic() < deadline, "the downloads did not start"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        wait_group_gone(process.pid, 10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    for path in plan_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert password.encode() not in data, f"{path} holds the password"
+            assert not re.search(rb"Bearer [\w.-]{16}", data), f"{path} holds a token"
+        assert path.name not in ("auth.conf", "token.conf", "token.json"), path
+    assert hidden_files(plan_dir) == []
+    (private,) = tmpdir.iterdir()  # SIGKILL runs no trap: the private directory stays
+    assert private.name.startswith(f"sneaker-fetch.{process.pid}.")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    secrets = [p for p in private.rglob("*") if p.name in ("auth.conf", "token.conf")]
+    assert secrets
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in secrets)
+    assert any(password.encode() in p.read_bytes() for p in secrets)
+    tokens = [p for p in secrets if re.search(rb"Bearer [\w.-]{16}", p.read_bytes())]
+    assert tokens, "the token check above would have found one"
+
+    proxy.unshape()
+    again = fetch_sh(plan_dir, curl_only, creds)  # asserts that nothing temporary is left
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming sha256:{big} at " in again.stdout
+    assembled = sneaker(cli_env, "assemble", "-q", plan_dir, "-o", tmp_path / "app.tar")
+    assert "warning" not in assembled.stderr
 
 
 def test_tls_registry_with_basic_auth(
@@ -757,7 +860,7 @@ def test_fetch_sh_interrupted_stops_every_download_and_resumes(
     process = subprocess.Popen(
         [str(curl_only / "sh"), "fetch.sh"],
         cwd=plan_dir,
-        env={"PATH": str(curl_only)},
+        env={"PATH": str(curl_only), "TMPDIR": str(tmpdir_of(plan_dir))},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -791,15 +894,9 @@ def test_fetch_sh_interrupted_stops_every_download_and_resumes(
     assert process.returncode == status, stdout + stderr
     assert took < 10, f"fetch.sh took {took:.1f} s to stop"
     assert "fetch.sh: interrupted: run fetch.sh again to resume" in stderr.splitlines()
-    deadline = time.monotonic() + 5
-    while True:  # no curl (or job) of fetch.sh is left
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "processes of fetch.sh outlived it"
-        time.sleep(0.05)
-    assert not list(plan_dir.glob(".fetch-tmp.*")), "the temporary directory is removed"
+    wait_group_gone(process.pid, 5)
+    assert list(tmpdir_of(plan_dir).iterdir()) == [], "the private directory is removed"
+    assert hidden_files(plan_dir) == []
 
     partial = {
         p.name[: -len(".part")]: p.stat().st_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -251,15 +252,27 @@ BASE_TOOLS = ["curl", "sed", "tr", "wc", "mkdir", "mv", "rm"]
 def _run_script(
     plan: Path, bin_dir: Path, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """``sh fetch.sh`` with PATH = ``bin_dir``, TMPDIR = ``PLAN/../tmpdir``; afterwards no
+    temporary state is left, there or in the plan directory."""
+    tmpdir = _tmpdir(plan)
+    result = subprocess.run(
         [str(bin_dir / "sh"), "fetch.sh"],
         cwd=plan,
-        env={"PATH": str(bin_dir), **(extra or {})},
+        env={"PATH": str(bin_dir), "TMPDIR": str(tmpdir), **(extra or {})},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith("sneaker-fetch.")]
+    assert not list(plan.glob(".fetch-tmp.*")), "nothing temporary in the plan directory"
+    return result
+
+
+def _tmpdir(plan: Path) -> Path:
+    tmpdir = plan.parent / "tmpdir"
+    tmpdir.mkdir(exist_ok=True)
+    return tmpdir
 
 
 def _plan_dir_with_blobs(tmp_path: Path) -> tuple[Path, list[FetchItem]]:
@@ -281,7 +294,6 @@ def test_fetch_script_offline_all_present(tmp_path: Path, jobs: str | None) -> N
     result = _run_script(plan, bin_dir, None if jobs is None else {"SNEAKER_FETCH_JOBS": jobs})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all 3 blobs are present and checked (0 fetched, 3 already there)" in result.stdout
-    assert not list(plan.glob(".fetch-tmp.*")), "the temporary directory is removed"
 
 
 def test_fetch_script_without_sha256sum_checks_sizes(tmp_path: Path) -> None:
@@ -313,7 +325,6 @@ def test_fetch_script_refuses_a_bad_jobs_value(tmp_path: Path, jobs: str) -> Non
     assert result.stderr == (
         f"fetch.sh: SNEAKER_FETCH_JOBS must be a whole number from 1 to {MAX_JOBS}, not '{jobs}'\n"
     )
-    assert not list(plan.glob(".fetch-tmp.*"))
 
 
 def test_fetch_script_with_no_blobs(tmp_path: Path) -> None:
@@ -353,4 +364,42 @@ def test_fetch_script_names_the_blob_it_cannot_fetch(tmp_path: Path, jobs: str) 
     assert not damaged.exists()
     for item in (items[0], items[2]):
         assert Digest.of_bytes((plan / "blobs" / "sha256" / item.hex).read_bytes()).hex == item.hex
-    assert not list(plan.glob(".fetch-tmp.*"))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_fetch_script_removes_the_temporary_state_of_killed_runs(tmp_path: Path) -> None:
+    """What runs killed by SIGKILL left (credentials included) goes once the owner is gone:
+    the private directories in TMPDIR, and the .fetch-tmp.PID older scripts left in the plan
+    directory. Those of a live process stay."""
+    plan, _ = _plan_dir_with_blobs(tmp_path)
+    tmpdir = _tmpdir(plan)
+    dead, alive = _dead_pid(), os.getpid()
+    secret = 'user = "alice:s3cret-pw"\n'
+    left = [
+        plan / f".fetch-tmp.{dead}" / "job1",
+        tmpdir / f"sneaker-fetch.{dead}.0" / "job2",
+        plan / f".fetch-tmp.{alive}" / "job1",
+        tmpdir / f"sneaker-fetch.{alive}.3" / "job1",
+    ]
+    for job in left:
+        job.mkdir(parents=True)
+        (job / "token.conf").write_text(secret)
+    bin_dir = _tool_dir(tmp_path, [*BASE_TOOLS, "sha256sum"])
+    (bin_dir / "sh").symlink_to(need("dash"))
+    result = subprocess.run(
+        [str(bin_dir / "sh"), "fetch.sh"],
+        cwd=plan,
+        env={"PATH": str(bin_dir), "TMPDIR": f"{tmpdir}/"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.parent.exists() for p in left] == [False, False, True, True]
+    assert sorted(p.name for p in tmpdir.iterdir()) == [f"sneaker-fetch.{alive}.3"]

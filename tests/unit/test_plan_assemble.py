@@ -182,3 +182,68 @@ def test_plan_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
         plan(["alpine"], tmp_path / "busy")
     assert info.value.message == f"{tmp_path / 'busy'} exists and is not empty"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+# -- credentials a killed fetch.sh of an older sneaker left in the plan directory ---------
+
+SECRET = "s3cret-pw"
+
+
+def _leftover(plan_dir: Path, pid: int, *, with_credentials: bool = True) -> Path:
+    """What a fetch.sh before sneaker kept its state outside the plan left when killed."""
+    leftover = plan_dir / f".fetch-tmp.{pid}"
+    (leftover / "taken.1").mkdir(parents=True)
+    job = leftover / "job1"
+    job.mkdir()
+    (job / "headers").write_text("HTTP/1.1 401 Unauthorized\r\n")
+    (job / "token.conf").write_text(f'user = "alice:{SECRET}"\n' if with_credentials else "")
+    if with_credentials:
+        (job / "auth.conf").write_text('header = "Authorization: Bearer eyJtoken"\n')
+        (job / "token.json").write_text('{"token": "eyJtoken"}')
+    return leftover
+
+
+def test_assemble_removes_credentials_a_killed_fetch_sh_left_and_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sneaker.cli.main import main
+
+    plan_dir, _ = _make_plan(tmp_path)
+    leftover = _leftover(plan_dir, 4242)
+    plain = _leftover(plan_dir, 4343, with_credentials=False)
+    out = tmp_path / "images.tar"
+    assert main(["assemble", "-q", str(plan_dir), "-o", str(out)]) == 0
+    job = leftover / "job1"
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: removed {job / 'auth.conf'}, {job / 'token.conf'}, {job / 'token.json'}: "
+        "registry credentials or tokens that a killed fetch.sh left in the plan directory; "
+        "change the password of that registry account if the directory was copied anywhere",
+        f"warning: removed {plain}: the temporary files of a killed fetch.sh",
+    ]
+    assert not leftover.exists()
+    assert not plain.exists()
+    for path in [*plan_dir.rglob("*"), out]:
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes()
+
+
+def test_assemble_refuses_credentials_it_cannot_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sneaker.verbs.assemble as assembling
+
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    plan_dir, _ = _make_plan(tmp_path)
+    leftover = _leftover(plan_dir, 4242)
+    monkeypatch.setattr(assembling, "remove_tree", refuse)
+    with pytest.raises(UsageError) as info:
+        assemble(plan_dir, tmp_path / "images.tar")
+    assert info.value.message.startswith(
+        f"plan {plan_dir} holds registry credentials or tokens that a killed fetch.sh left in "
+        f"{leftover / 'job1' / 'auth.conf'}, "
+    )
+    assert info.value.message.endswith("and they cannot be removed (Read-only file system)")
+    assert info.value.hint is not None
+    assert info.value.hint.startswith(f"delete {leftover}, then run assemble again")
+    assert not (tmp_path / "images.tar").exists()

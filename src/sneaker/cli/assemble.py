@@ -57,6 +57,7 @@ def command(
             split=parse_split_option(split),
             plan_digest=plan_digest,
             progress=progress,
+            warn=lambda text: click.echo(f"warning: {text}", err=True),
         )
     finally:
         progress.close()

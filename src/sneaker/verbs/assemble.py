@@ -10,13 +10,21 @@ to: :class:`~sneaker.errors.NotFound` when files are only missing,
 
 ``plan_digest`` (``--plan-digest``) pins ``plan.json`` itself to the digest
 ``sneaker plan`` printed, so nothing in the directory has to be trusted.
+
+A plan directory must not carry registry credentials across the air gap. The
+``fetch.sh`` of older sneakers kept its temporary state in ``DIR/.fetch-tmp.PID``,
+and a run killed by SIGKILL left it there, registry password and tokens included
+(``job*/auth.conf``, ``token.conf``, ``token.json``). ``assemble`` removes such
+directories and warns, naming every file that held credentials (whoever copied
+the directory copied them: the password is to be changed); one it cannot remove
+is refused, so that it is never carried on unnoticed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,13 +51,25 @@ from ..transfer.cache import BlobCache
 from ..transfer.remote import MAX_INDEX_DEPTH
 from ..util.jsondoc import parse_document, read_document
 from ..util.progress import NullProgress, Progress
+from ..util.tempfiles import remove_tree
 from .output import WrittenOutput
 from .plan import PLAN_FILE, PLAN_KIND, blob_relpath, manifest_relpath
 
-__all__ = ["AssembleResult", "AssembledImage", "CheckedPlan", "assemble", "check_plan"]
+__all__ = [
+    "AssembleResult",
+    "AssembledImage",
+    "CheckedPlan",
+    "assemble",
+    "check_plan",
+    "remove_fetch_leftovers",
+]
 
 FORMATS = ("docker", "oci")
 CHUNK = 1 << 20
+#: what a killed fetch.sh of an older sneaker left in the plan directory
+FETCH_LEFTOVERS = ".fetch-tmp.*"
+#: the files of it that held registry credentials or tokens
+CREDENTIAL_FILES = frozenset({"auth.conf", "token.conf", "token.json"})
 
 
 @dataclass(frozen=True)
@@ -307,6 +327,55 @@ def check_plan(
     return CheckedPlan(records, platforms, single, checker.files, checker.bytes)
 
 
+def _credentials_in(leftover: Path) -> list[Path]:
+    return [
+        path
+        for path in sorted(leftover.rglob("*"))
+        if path.name in CREDENTIAL_FILES
+        and not path.is_symlink()
+        and path.is_file()
+        and path.stat().st_size > 0
+    ]
+
+
+def remove_fetch_leftovers(plan_dir: Path, warn: Callable[[str], None]) -> list[Path]:
+    """Remove the temporary directories a killed ``fetch.sh`` left in ``plan_dir``.
+
+    Each removal is a warning; one that held credentials or tokens names those files.
+    A directory holding credentials that cannot be removed is refused (UsageError).
+    Returns what was removed.
+    """
+    removed: list[Path] = []
+    for leftover in sorted(plan_dir.glob(FETCH_LEFTOVERS)):
+        if leftover.is_symlink() or not leftover.is_dir():
+            continue
+        secrets = _credentials_in(leftover)
+        named = summarize(str(p) for p in secrets)
+        try:
+            remove_tree(leftover)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if secrets:
+                raise UsageError(
+                    f"plan {plan_dir} holds registry credentials or tokens that a killed "
+                    f"fetch.sh left in {named}, and they cannot be removed ({reason})",
+                    hint=f"delete {leftover}, then run assemble again; change the password "
+                    "of that registry account, since it crossed with the plan",
+                ) from None
+            warn(f"cannot remove {leftover}, which a killed fetch.sh left: {reason}")
+            continue
+        removed.append(leftover)
+        if secrets:
+            warn(
+                f"removed {named}: registry credentials or tokens that a killed fetch.sh "
+                "left in the plan directory; change the password of that registry account "
+                "if the directory was copied anywhere"
+            )
+        else:
+            warn(f"removed {leftover}: the temporary files of a killed fetch.sh")
+    return removed
+
+
 def _output_kind(output: Path | str, fmt: str) -> str:
     """A trailing slash (kept only by the string: ``Path`` drops it) or a directory: a layout."""
     if fmt == "docker":
@@ -324,8 +393,13 @@ def assemble(
     split: int | None = None,
     plan_digest: Digest | str | None = None,
     progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> AssembleResult:
-    """Check the plan in ``plan_dir`` and write its images to ``output`` in ``format``."""
+    """Check the plan in ``plan_dir`` and write its images to ``output`` in ``format``.
+
+    What a killed ``fetch.sh`` left in ``plan_dir`` is removed first, with a warning to
+    ``warn`` (else to the progress's messages), see :func:`remove_fetch_leftovers`.
+    """
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     directory = Path(plan_dir)
@@ -345,6 +419,7 @@ def assemble(
                 hint="assemble it with --format oci",
             )
     progress.message(f"checking {directory}")
+    remove_fetch_leftovers(directory, warn or (lambda text: progress.message(f"warning: {text}")))
     checked = check_plan(directory, plan_digest=pin, progress=progress)
     if format == "docker":
         several = [

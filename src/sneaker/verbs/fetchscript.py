@@ -29,8 +29,16 @@ the background and waits for it; on Ctrl-C (which background jobs of a script
 ignore) the main script sends each job a TERM, the job kills its curl, and
 the script exits once all are gone, leaving the ``.part`` files to resume.
 
-Tokens and passwords go to curl in a config file (``-K``) in a private
-temporary directory, never on a command line where ``ps`` would show them.
+Tokens and passwords go to curl in config files (``-K``), never on a command
+line where ``ps`` would show them. Those files, and all the other temporary
+state (markers, curl's headers, token answers), live in a private directory
+outside the plan directory (``$TMPDIR/sneaker-fetch.PID.N``, mode 0700, the
+secret files 0600), made with ``mkdir`` (atomic, and it never follows a
+planted link) and removed by a trap on every exit a shell can trap (the end,
+an error, Ctrl-C, TERM, HUP): the plan directory, which crosses the air gap,
+never holds a credential. A run killed by SIGKILL leaves its directory; the
+next run removes the ones whose process is gone, and so the ``.fetch-tmp.PID``
+directories older scripts made in the plan directory.
 The exit status is 0 only when every blob is present and checked.
 
 :func:`render_fetch_script` is pure: the same plan gives the same bytes.
@@ -89,7 +97,8 @@ _HEADER = """#!/bin/sh
 # Needs: sh, curl, sed, tr, wc, mkdir, mv, rm (sha256sum when present).
 # Anonymous registry tokens are fetched automatically; for private images set
 # SNEAKER_USER and SNEAKER_PASSWORD. curl honours HTTPS_PROXY, NO_PROXY and
-# CURL_CA_BUNDLE as usual.
+# CURL_CA_BUNDLE as usual. Credentials and tokens are kept in a private
+# directory in $TMPDIR (default /tmp), never in DIR, and removed on exit.
 #
 # Several blobs download at once: SNEAKER_FETCH_JOBS=N fetches up to N at a time
 # (1 to {max_jobs}, default {default_jobs}); SNEAKER_FETCH_JOBS=1 fetches one after another.
@@ -445,6 +454,8 @@ job() {
   keyno=0
   last_key=
   mkdir "$wd" || exit 2
+  # the files that hold credentials and tokens: made 0600 before anything goes in
+  (umask 077 && : >"$wd/auth.conf" && : >"$wd/token.conf" && : >"$wd/token.json") || exit 2
   blobs
   printf '%s %s\n' "$present" "$fetched" >"$wd/counts"
   exit 0
@@ -462,17 +473,60 @@ stop() {
   exit "$1"
 }
 
+# is process $1 gone? (never for what is not a number)
+gone() {
+  case $1 in
+    '' | *[!0-9]*) return 1 ;;
+  esac
+  [ -d "/proc/$1" ] && return 1
+  kill -0 "$1" 2>/dev/null && return 1
+  return 0
+}
+
+# the temporary directories of runs killed by SIGKILL (no trap runs then): this script's,
+# in $tmp_root, and the .fetch-tmp.PID that older scripts made in the plan directory
+remove_stale() {
+  for old in "$tmp_root"/sneaker-fetch.*.* "$target"/.fetch-tmp.*; do
+    [ -d "$old" ] || continue
+    owner=${old##*/}
+    owner=${owner#sneaker-fetch.}
+    owner=${owner#.fetch-tmp.}
+    owner=${owner%%.*}
+    if gone "$owner"; then
+      rm -rf "$old" 2>/dev/null
+    fi
+  done
+}
+
+# a new private directory (mode 0700) for this run, outside the plan directory
+private_dir() {
+  n=0
+  while [ "$n" -lt 100 ]; do
+    dir=$tmp_root/sneaker-fetch.$$.$n
+    if (umask 077 && mkdir "$dir") 2>/dev/null; then
+      printf '%s\n' "$dir"
+      return 0
+    fi
+    n=$((n + 1))
+  done
+  complain "cannot make a private directory in $tmp_root: set TMPDIR to a writable one"
+  return 1
+}
+
 """
 
 # The main script: start the jobs, wait for them, add up.
 _MAIN = r"""
 mkdir -p "$store" || exit 2
-tmpd=$target/.fetch-tmp.$$
-(umask 077 && mkdir "$tmpd") || exit 2
-trap 'rm -rf "$tmpd"' EXIT
+tmp_root=${TMPDIR:-/tmp}
+tmp_root=${tmp_root%/}
+tmpd=
+trap '[ -z "$tmpd" ] || rm -rf "$tmpd"' EXIT
 trap 'stop 130' INT
 trap 'stop 143' TERM
 trap 'stop 129' HUP
+remove_stale
+tmpd=$(private_dir) || exit 2
 : >"$tmpd/none.conf"
 
 [ "$jobs" -le "$total" ] || jobs=$total
