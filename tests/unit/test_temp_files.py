@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,13 @@ from sneaker.archive import write_docker_archive, write_oci_layout
 from sneaker.archive.tar import FileSink
 from sneaker.errors import DiskFull, UsageError
 from sneaker.util import tempfiles
-from sneaker.util.tempfiles import NAME_MAX, is_temp_name, remove_stale, temp_name
+from sneaker.util.tempfiles import (
+    NAME_MAX,
+    is_temp_name,
+    remove_stale,
+    temp_name,
+    temporary_directory,
+)
 from tests.unit.test_archive_common import Blobs, make_record
 
 
@@ -159,3 +166,17 @@ def test_the_next_write_into_the_directory_removes_them(tmp_path: Path) -> None:
     write_oci_layout([record], blobs, layout, as_tar=False)
     assert not half.exists()
     assert not marker.exists()
+
+
+def test_work_directories_are_private_and_replace_those_of_killed_runs(tmp_path: Path) -> None:
+    """push's work directory (compressed legacy layers) and --no-cache's cache."""
+    stale = tmp_path / stale_name("sneaker-push", dead_pid())
+    stale.mkdir()
+    (stale / "sha256-0123.gz").write_bytes(b"half a layer")
+    with temporary_directory(tmp_path, "sneaker-push") as work:
+        assert stat.S_IMODE(work.stat().st_mode) == 0o700
+        assert is_temp_name(work.name)
+        assert work.name.startswith(".sneaker-push.sneaker-")
+        assert not stale.exists()
+        (work / "layer.gz").write_bytes(b"x")
+    assert os.listdir(tmp_path) == []

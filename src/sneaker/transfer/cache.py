@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from ..errors import Interrupted, NotFound
 from ..image.digest import Digest
 from ..image.model import Descriptor
 from ..util.oserrors import reporting
-from ..util.tempfiles import remove_stale, temp_name
+from ..util.tempfiles import temporary_directory
 
 __all__ = ["RESUMES", "BlobCache", "PartialState", "default_cache_dir"]
 
@@ -130,14 +129,8 @@ class BlobCache:
     def temporary(cls, parent: Path | None = None) -> Iterator[BlobCache]:
         """A throw-away cache (``--no-cache``), removed when the block ends; one a killed
         run left in ``parent`` is removed first (see :mod:`sneaker.util.tempfiles`)."""
-        parent = parent or Path(tempfile.gettempdir())
-        remove_stale(parent)
-        tmp = temp_name(parent / "sneaker-blobs")
-        tmp.mkdir(mode=0o700)
-        try:
+        with temporary_directory(parent or Path(tempfile.gettempdir()), "sneaker-blobs") as tmp:
             yield cls(tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def reporting(self, desc: Descriptor) -> AbstractContextManager[None]:
         """File errors while fetching ``desc`` as a FileError naming its partial file; a

@@ -31,9 +31,18 @@ import re
 import secrets
 import socket
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["NAME_MAX", "is_temp_name", "name_max", "remove_stale", "remove_tree", "temp_name"]
+__all__ = [
+    "NAME_MAX",
+    "is_temp_name",
+    "name_max",
+    "remove_stale",
+    "remove_tree",
+    "temp_name",
+    "temporary_directory",
+]
 
 #: the longest file name (in bytes) common file systems take
 NAME_MAX = 255
@@ -89,6 +98,20 @@ def temp_name(final: Path) -> Path:
     suffix = f".sneaker-{os.getpid()}-{_host_tag()}-{_boot_tag()}-{secrets.token_hex(3)}.tmp"
     stem = _shorten(final.name, NAME_MAX - 1 - len(suffix))
     return final.with_name(f".{stem}{suffix}")
+
+
+@contextlib.contextmanager
+def temporary_directory(parent: Path, name: str) -> Iterator[Path]:
+    """A private (0700) directory ``parent/.NAME.sneaker-...tmp`` for the block, removed
+    after it; those a killed run left in ``parent`` are removed first."""
+    remove_stale(parent)
+    path = temp_name(parent / name)
+    path.mkdir(mode=0o700)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            remove_tree(path)
 
 
 def is_temp_name(name: str) -> bool:

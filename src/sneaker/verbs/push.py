@@ -68,6 +68,7 @@ from ..registry.mirrors import TargetClientFactory
 from ..registry.options import RegistryOptions
 from ..settings import load_settings
 from ..util.progress import NullProgress, Progress
+from ..util.tempfiles import temporary_directory
 from .pushplan import (
     BlobPush,
     PushPlan,
@@ -268,10 +269,9 @@ def push(
             # compressing takes a while: reach every target repository first, so that a
             # refused login, a TLS problem or a typo in TARGET shows at once
             _probe(client_factory, source.records, targets)
-            gz_dir = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix=".sneaker-push-", dir=work_dir)
-            )
-            run.compress(legacy, Path(gz_dir))
+            where = work_dir or Path(tempfile.gettempdir())
+            gz_dir = stack.enter_context(temporary_directory(where, "sneaker-push"))
+            run.compress(legacy, gz_dir)
         # a delta leaves out layers the target must have already (see sneaker.archive.delta)
         omitted = source.delta.omitted if source.delta is not None else {}
         plan = plan_push(
