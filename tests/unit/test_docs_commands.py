@@ -10,6 +10,7 @@ after ``$ `` and their output. ``cd`` changes the directory until the block ends
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import posixpath
 import re
 import shlex
@@ -36,7 +37,7 @@ READS: dict[str, tuple[str, ...]] = {
     "pull": ("images_files", "from_files", "since", "have"),
     "plan": ("images_files", "from_files"),
     "push": ("archive",),
-    "serve": ("archives",),
+    "serve": ("archives", "tls_cert", "tls_key"),
     "verify": ("archive",),
     "assemble": ("plan_dir",),
 }
@@ -215,6 +216,20 @@ def _path_like(value: str, session: Session) -> bool:
     return value.endswith((".tar", ".json", "/")) or session.was_written(value)
 
 
+#: openssl options naming files it reads, and files it writes
+_OPENSSL_READS = ("-in", "-CA", "-CAkey", "-key")
+_OPENSSL_WRITES = ("-out", "-keyout")
+
+
+def _check_openssl(args: list[str], session: Session, where: str) -> None:
+    for option, value in itertools.pairwise(args):
+        if option in _OPENSSL_READS:
+            require(session.was_written(value), f"{where}: reads {value!r}, never written")
+    for option, value in itertools.pairwise(args):
+        if option in _OPENSSL_WRITES:
+            session.write(value)
+
+
 def check_command(words: list[str], session: Session, where: str) -> None:
     """Check one simple command (no operators) and record what it writes."""
     words = list(words)
@@ -262,6 +277,8 @@ def check_command(words: list[str], session: Session, where: str) -> None:
         require("-i" in args, f"{where}: {name} load without -i")
         archive = args[args.index("-i") + 1]
         require(session.was_written(archive), f"{where}: loads {archive!r}, never written")
+    elif name == "openssl":
+        _check_openssl(args, session, where)
     else:
         pytest.fail(f"{where}: this test does not know the command {name!r}", pytrace=False)
     for op, target in redirects:
@@ -295,6 +312,7 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
         "sneaker push a.tar b c",
         "sneaker push app.tar registry.local:5000/x",
         "frobnicate --all",
+        "sneaker serve app.tar --tls-cert app.crt --tls-key app.key",
     ]
     for text in bad:
         doc.write_text(f"```sh\n{text}\n```\n")
@@ -302,7 +320,9 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
             test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc)
     doc.write_text(
         "```sh\nsneaker pull --format oci ubuntu -o app.tar  # note\n"
-        "sneaker push app.tar registry.local:5000/x\n```\n"
+        "sneaker push app.tar registry.local:5000/x\n"
+        "openssl req -x509 -keyout app.key -out app.crt\n"
+        "sneaker serve app.tar --tls-cert app.crt --tls-key app.key\n```\n"
         "```console\n$ sneaker verify app.tar\nproblem: none\n```\n"
     )
     test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc)
