@@ -153,6 +153,8 @@ def command(
         )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
+        if image.artifact_type is not None:
+            platforms = f"artifact {image.artifact_type}"
         note = (
             " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
         )

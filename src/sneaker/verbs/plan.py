@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..errors import ArchiveError, NotFound, UnsupportedError, UsageError
+from ..image.artifacts import record_is_artifact
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
 from ..image.model import Descriptor, Manifest
@@ -220,8 +221,11 @@ def assemble_command(plan_dir: str, plan_digest: Digest | str, *, several_platfo
 
 
 def _several_platforms(images: Sequence[PlannedImage], request: PlatformRequest) -> bool:
-    """Can only an OCI archive hold these (as ``assemble`` decides)?"""
-    return not request.single or any(not isinstance(i.record.root, Manifest) for i in images)
+    """Can only an OCI archive hold these (as ``assemble`` decides)? Several platforms, or
+    an artifact (a Helm chart, a signature), which a docker archive does not hold."""
+    return not request.single or any(
+        not isinstance(i.record.root, Manifest) or record_is_artifact(i.record) for i in images
+    )
 
 
 @dataclass

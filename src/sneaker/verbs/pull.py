@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
-from ..archive.docker_archive import write_docker_archive
+from ..archive.docker_archive import check_docker_records, write_docker_archive
 from ..archive.oci_layout import write_oci_layout
 from ..archive.split import split_parts
 from ..archive.tar import check_output_path
 from ..errors import UsageError
-from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.artifacts import artifact_type
+from ..image.config import MAX_CONFIG_BYTES, check_record_configs, image_config_digests
 from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
@@ -51,12 +52,15 @@ class PulledImage:
     platforms: tuple[str, ...]
     size: int
     rewritten: bool = False
+    #: what an artifact is (a Helm chart's config type, an SBOM's artifactType); None: an image
+    artifact_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "digest": self.digest,
             "platforms": list(self.platforms),
+            "artifactType": self.artifact_type,
             "size": self.size,
             "index_rewritten": self.rewritten,
         }
@@ -214,6 +218,9 @@ def pull(
 
         source = resolve_images(refs, client_factory, request, cache=cache, progress=progress)
         resolved = [(image.ref, image.resolved) for image in source.images]
+        if kind == "docker-archive":
+            check_docker_records(source.records)  # before any download: an artifact, say
+        image_configs = image_config_digests(source.records)
 
         delta = None
         if base is not None:
@@ -229,8 +236,12 @@ def pull(
                 for job in source.jobs(configs=configs)
                 # the other side has it: not downloaded, not written
                 if job.desc.digest not in skipped
-                # a config refused by its declared size: never downloaded
-                and not (configs and job.desc.size > MAX_CONFIG_BYTES)
+                # an image config refused by its declared size: never downloaded
+                and not (
+                    configs
+                    and job.desc.size > MAX_CONFIG_BYTES
+                    and job.desc.digest in image_configs
+                )
             ]
 
         def read_config(manifest: Manifest) -> bytes:
@@ -261,6 +272,7 @@ def pull(
                     platforms=tuple(str(p) for p in platforms),
                     size=size,
                     rewritten=record.rewritten,
+                    artifact_type=artifact_type(record.root),
                 )
             )
 
