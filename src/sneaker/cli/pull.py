@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .options import (
+    ReferrerChoice,
     RegistryAccess,
     from_option,
     images_file_option,
@@ -19,12 +20,16 @@ from .options import (
     parse_split_option,
     platform_option,
     quiet_option,
+    referrer_options,
     registry_options,
     split_option,
 )
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
+
+#: how a referrer was found, as the summary says it
+_HOW = {"api": "referrers API", "tag": "fallback tag", "cosign": "cosign tag"}
 
 
 @click.command("pull")
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     "`sneaker inventory`). Repeatable.",
 )
 @platform_option
+@referrer_options
 @click.option(
     "-j",
     "--jobs",
@@ -87,6 +93,7 @@ def command(
     since: tuple[Path, ...],
     have: tuple[Path, ...],
     platform: str | None,
+    referrers: ReferrerChoice,
     jobs: int,
     cache_dir: Path | None,
     no_cache: bool,
@@ -105,7 +112,7 @@ def command(
     from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
     from ..util.progress import choose_progress
-    from ..verbs.imagelist import collect_images
+    from ..verbs.imagelist import collect_entries
     from ..verbs.pull import pull
 
     if registry.password_stdin and any(str(f) == "-" for f in images_files):
@@ -115,6 +122,8 @@ def command(
         )
     if output is not None:
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
+    entries = collect_entries(images, images_files, from_files)
+    wanted = referrers.build([e.key for e in entries if e.referrers])
     options = registry.build()
     settings = load_registry_settings(mirrors, registry.plain_http)
     base: Inventory | None = None
@@ -125,7 +134,7 @@ def command(
     progress = choose_progress(quiet or as_json)
     try:
         result = pull(
-            collect_images(images, images_files, from_files),
+            [e.reference for e in entries],
             output,
             format=fmt,
             platform=parse_platform_option(platform),
@@ -137,13 +146,14 @@ def command(
             progress=progress,
             settings=settings,
             base=base,
+            referrers=wanted,
         )
     finally:
         progress.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    from ..util.progress import human_size
+    from ..util.progress import count, human_size
 
     click.echo(f"wrote {result.describe()}")
     if result.delta is not None:
@@ -159,3 +169,13 @@ def command(
             " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
         )
         click.echo(f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}")
+    for referrer in result.referrers:
+        what = referrer.artifact_type or "an index"
+        click.echo(
+            f"  + {referrer.reference} {what} {human_size(referrer.size)}, "
+            f"refers to {referrer.subject[:19]} ({_HOW[referrer.via]})"
+        )
+    if result.referrers:
+        click.echo(f"  {count(len(result.referrers), 'referrer')} carried")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)

@@ -2,7 +2,10 @@
 
 - :func:`read_images_file`: one reference per line; ``#`` starts a comment
   (a whole line or the end of one); blank lines are skipped; ``-`` reads
-  standard input.
+  standard input. A reference may be followed by options for that image alone:
+  ``--referrers`` (carry its signatures, attestations and SBOMs, as the
+  command's ``--referrers`` does for every image), e.g.
+  ``ghcr.io/org/app:1.0 --referrers``.
 - :func:`images_from_yaml`: the ``image:`` values of a YAML file, any number of
   documents. Rather than knowing every kind (Deployment, CronJob, Pod,
   ``initContainers``, compose ``services``, ``List`` items, ...), it walks every
@@ -12,7 +15,8 @@
   ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``, ``$VAR`` and
   ``$$`` are expanded from the environment, as ``docker compose`` does.
 - :func:`collect_images`: positional references plus those files, each image
-  once (by its normalised name), in order.
+  once (by its normalised name), in order; :func:`collect_entries` the same with
+  each image's options (:class:`ImageEntry`).
 
 Every reference is checked with :func:`sneaker.image.reference.parse_reference`; a
 bad one is an error naming the file and line. Results keep the spelling the
@@ -25,13 +29,22 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InvalidReference, UsageError
 from ..image.reference import parse_reference
 
-__all__ = ["collect_images", "images_from_yaml", "read_images_file"]
+__all__ = [
+    "LINE_OPTIONS",
+    "ImageEntry",
+    "collect_entries",
+    "collect_images",
+    "images_from_yaml",
+    "read_image_entries",
+    "read_images_file",
+]
 
 #: images files and YAML files larger than this are refused (they are lists, not data)
 MAX_LIST_BYTES = 16 * 1024 * 1024
@@ -73,26 +86,65 @@ def _checked(text: str, where: str) -> str:
     return text
 
 
+#: what may follow a reference on a line of an images file
+LINE_OPTIONS = ("--referrers",)
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image to carry, as a list names it, and its options: ``referrers`` (an images
+    file's ``--referrers``) carries its referrers too."""
+
+    reference: str
+    referrers: bool = False
+
+    @property
+    def key(self) -> str:
+        """The normalised name (``docker.io/library/ubuntu:latest`` for ``ubuntu``)."""
+        return str(parse_reference(self.reference))
+
+
+def _dedup_entries(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
+    """Each image once, where it first appears, with the options of all its mentions."""
+    merged: dict[str, ImageEntry] = {}
+    for entry in entries:
+        earlier = merged.get(entry.key)
+        if earlier is None:
+            merged[entry.key] = entry
+        elif entry.referrers and not earlier.referrers:
+            merged[entry.key] = ImageEntry(earlier.reference, referrers=True)
+    return list(merged.values())
+
+
 def _dedup(references: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    out: list[str] = []
-    for text in references:
-        key = str(parse_reference(text))
-        if key not in seen:
-            seen.add(key)
-            out.append(text)
-    return out
+    return [e.reference for e in _dedup_entries(ImageEntry(r) for r in references)]
+
+
+def _line_entry(entry: str, where: str) -> ImageEntry:
+    reference, *options = entry.split()
+    for option in options:
+        if option not in LINE_OPTIONS:
+            raise UsageError(
+                f"{where}: unknown option {option!r} after the image",
+                hint=f"a line is a reference, then any of: {', '.join(LINE_OPTIONS)}",
+            )
+    return ImageEntry(_checked(reference, where), referrers="--referrers" in options)
+
+
+def read_image_entries(path: Path | str) -> list[ImageEntry]:
+    """The images of an images file with their options, each once, in file order."""
+    text, name = _read_text(path, "images file")
+    found: list[ImageEntry] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            found.append(_line_entry(entry, f"{name} line {number}"))
+    return _dedup_entries(found)
 
 
 def read_images_file(path: Path | str) -> list[str]:
     """The references in an images file, each once, in file order."""
-    text, name = _read_text(path, "images file")
-    found: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            found.append(_checked(entry, f"{name} line {number}"))
-    return _dedup(found)
+    return [entry.reference for entry in read_image_entries(path)]
 
 
 # -- YAML ---------------------------------------------------------------------------------
@@ -183,15 +235,25 @@ def images_from_yaml(path: Path | str, *, environ: Mapping[str, str] | None = No
     return _dedup(found)
 
 
+def collect_entries(
+    references: Sequence[str] = (),
+    images_files: Sequence[Path | str] = (),
+    yaml_files: Sequence[Path | str] = (),
+) -> list[ImageEntry]:
+    """Positional references, then those of each images file, then each YAML file; each
+    image once, with its options."""
+    merged = [ImageEntry(r) for r in references]
+    for path in images_files:
+        merged.extend(read_image_entries(path))
+    for path in yaml_files:
+        merged.extend(ImageEntry(r) for r in images_from_yaml(path))
+    return _dedup_entries(merged)
+
+
 def collect_images(
     references: Sequence[str] = (),
     images_files: Sequence[Path | str] = (),
     yaml_files: Sequence[Path | str] = (),
 ) -> list[str]:
     """Positional references, then those of each images file, then each YAML file; each once."""
-    merged: list[str] = list(references)
-    for path in images_files:
-        merged.extend(read_images_file(path))
-    for path in yaml_files:
-        merged.extend(images_from_yaml(path))
-    return _dedup(merged)
+    return [e.reference for e in collect_entries(references, images_files, yaml_files)]

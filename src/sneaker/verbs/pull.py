@@ -31,9 +31,10 @@ from ..registry.options import RegistryOptions, check_explicit_credentials
 from ..settings import load_settings
 from ..transfer.cache import BlobCache, default_cache_dir
 from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
-from ..transfer.source import resolve_images
+from ..transfer.source import RegistrySource, ResolvedImage, resolve_images
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
+from .referrers import CarriedReferrer, ReferrerOptions, find_referrers, refuse_docker_format
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["PullResult", "PulledImage", "default_output_name", "plan_delta", "pull"]
 
 FORMATS = ("docker", "oci")
+_ANY = PlatformRequest(all=True)
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,17 @@ class PullResult(WrittenOutput):
     stats: FetchStats = field(default_factory=FetchStats)
     #: the marker of a delta (``base`` given and something left out), else None
     delta: DeltaMarker | None = None
+    #: the images' referrers (``--referrers``), in the archive after the images
+    referrers: list[CarriedReferrer] = field(default_factory=list)
+    #: what the referrers' bounds left out
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.output_json(),
             "images": [i.to_json() for i in self.images],
+            "referrers": [r.to_json() for r in self.referrers],
+            "warnings": list(self.warnings),
             "delta": None
             if self.delta is None
             else {
@@ -112,6 +120,18 @@ def _output_kind(output: Path | str, fmt: str) -> str:
     if str(output).endswith(("/", "\\")) or Path(output).is_dir():
         return "oci-layout"
     return "oci-archive"
+
+
+def _with_referrers(
+    source: RegistrySource, options: ReferrerOptions, result: PullResult, progress: Progress
+) -> RegistrySource:
+    """``source`` with the referrers of its images after them (noted in ``result``)."""
+    found, result.warnings = find_referrers(
+        [(image.ref, image.resolved, image.client) for image in source.images], options, progress
+    )
+    result.referrers = [CarriedReferrer.of(item) for item, _ in found]
+    extra = [ResolvedImage(item.ref, item.resolved, reader) for item, reader in found]
+    return RegistrySource([*source.images, *extra], source.cache, progress)
 
 
 def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
@@ -153,6 +173,7 @@ def pull(
     client_factory: Callable[[str], RegistryReader] | None = None,
     settings: RegistrySettings | None = None,
     base: Inventory | None = None,
+    referrers: ReferrerOptions | None = None,
 ) -> PullResult:
     """Pull ``references`` into one archive (``format`` ``docker`` or ``oci``).
 
@@ -165,12 +186,16 @@ def pull(
     ``--since`` archives and ``--have`` inventories) makes a delta (:func:`plan_delta`):
     the layers it has are neither downloaded nor written, and the archive is an OCI
     layout with a marker (see :mod:`sneaker.archive.delta`); ``format`` defaults to ``oci``
-    then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
+    then, and ``docker`` is refused. ``referrers`` (``--referrers``) carries the images'
+    signatures, attestations and SBOMs too (:mod:`sneaker.verbs.referrers`): OCI only as
+    well. ``format`` is ``docker`` otherwise.
     """
     if format is None:
-        format = "oci" if base is not None else "docker"
+        format = "oci" if base is not None or referrers is not None else "docker"
     if base is not None and format == "docker":
         raise docker_format_refusal()
+    if referrers is not None and format == "docker":
+        raise refuse_docker_format()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     if not references:
@@ -218,6 +243,9 @@ def pull(
 
         source = resolve_images(refs, client_factory, request, cache=cache, progress=progress)
         resolved = [(image.ref, image.resolved) for image in source.images]
+        result = PullResult(output_path, kind)
+        if referrers is not None:
+            source = _with_referrers(source, referrers, result, progress)
         if kind == "docker-archive":
             check_docker_records(source.records)  # before any download: an artifact, say
         image_configs = image_config_digests(source.records)
@@ -256,7 +284,9 @@ def pull(
             check_record_configs(item.record, read_config, ref.familiar, request)
             for ref, item in resolved
         ]
-        result = PullResult(output_path, kind, delta=delta)
+        for image in source.images[len(resolved) :]:  # referrers: any platform
+            check_record_configs(image.resolved.record, read_config, image.ref.familiar, _ANY)
+        result.delta = delta
         records: list[ImageRecord] = []
         for (ref, item), found in zip(resolved, found_platforms, strict=True):
             record = item.record
@@ -275,6 +305,8 @@ def pull(
                     artifact_type=artifact_type(record.root),
                 )
             )
+
+        records += [image.resolved.record for image in source.images[len(resolved) :]]
 
         def write(blobs: BlobSource) -> None:
             """The archive, written while the layers download: each blob is copied
