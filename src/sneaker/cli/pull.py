@@ -23,6 +23,7 @@ from .options import (
     referrer_options,
     registry_options,
     split_option,
+    summary_to_stderr,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ _HOW = {"api": "referrers API", "tag": "fallback tag", "cosign": "cosign tag"}
 @click.argument("images", nargs=-1)
 @images_file_option
 @from_option
-@click.option("-o", "--output", help="Output archive (or directory/ for --format oci).")
+@click.option(
+    "-o",
+    "--output",
+    help="Output archive (or directory/ for --format oci); - writes the archive to standard "
+    "output (e.g. | docker load).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -120,6 +126,7 @@ def command(
             "-f - and --password-stdin both read standard input",
             hint="put the image list in a file, or the password in docker's config (sneaker login)",
         )
+    to_stderr = summary_to_stderr(output, as_json)
     if output is not None:
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
     entries = collect_entries(images, images_files, from_files)
@@ -155,11 +162,12 @@ def command(
         return
     from ..util.progress import count, human_size
 
-    click.echo(f"wrote {result.describe()}")
+    click.echo(f"wrote {result.describe()}", err=to_stderr)
     if result.delta is not None:
         click.echo(
             f"  a delta: {result.delta.describe()} left out (the base has them); "
-            "push it onto a registry that holds the base"
+            "push it onto a registry that holds the base",
+            err=to_stderr,
         )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
@@ -168,14 +176,18 @@ def command(
         note = (
             " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
         )
-        click.echo(f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}")
+        click.echo(
+            f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}",
+            err=to_stderr,
+        )
     for referrer in result.referrers:
         what = referrer.artifact_type or "an index"
         click.echo(
             f"  + {referrer.reference} {what} {human_size(referrer.size)}, "
-            f"refers to {referrer.subject[:19]} ({_HOW[referrer.via]})"
+            f"refers to {referrer.subject[:19]} ({_HOW[referrer.via]})",
+            err=to_stderr,
         )
     if result.referrers:
-        click.echo(f"  {count(len(result.referrers), 'referrer')} carried")
+        click.echo(f"  {count(len(result.referrers), 'referrer')} carried", err=to_stderr)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
