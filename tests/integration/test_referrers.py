@@ -29,6 +29,7 @@ from tests.fixtures.artifacts import (
     IN_TOTO,
     OCI_INDEX,
     SPDX_JSON,
+    HaulerManifest,
     SeededArtifacts,
     cosign_tag,
     fallback_tag,
@@ -308,3 +309,47 @@ def test_a_delta_carries_referrers(
         assert _raw(target, f"{target.host}/m/artifacts/app@{digest}") == manifest.raw
     raw = _raw(target, f"{target.host}/m/artifacts/app:{fallback_tag(a.image.digest)}")
     assert _listed(raw) == _listed(a.fallback_indexes[a.image.digest].raw)
+
+
+def test_a_hauler_manifest_is_planned_and_pulled(
+    artifacts: SeededArtifacts,
+    hauler_manifest: HaulerManifest,
+    env: Mapping[str, str],
+    tmp_path: Path,
+) -> None:
+    """The issue's report: `plan --from` a Hauler manifest answered "no image to plan". Its
+    Images (by tag; by digest for linux/amd64) and its OCI chart are planned and pulled."""
+    a = artifacts
+    plan_dir = tmp_path / "plan"
+    planned = sneaker(
+        "plan", "--from", hauler_manifest.path, "--platform", "linux/amd64", "-o", plan_dir,
+        "--json", env=env,
+    )  # fmt: skip
+    assert planned.stderr.count("warning:") == 0
+    summary = json.loads(planned.stdout)
+    assert [i["digest"] for i in summary["images"]] == [
+        a.image.digest,
+        a.multi_amd64.digest,  # the one platform of the index, as the manifest asks
+        a.chart.digest,
+    ]
+    archive = tmp_path / "site.tar"
+    out = json.loads(
+        sneaker(
+            "pull", "--from", hauler_manifest.path, "--referrers", "--platform", "linux/amd64",
+            "-o", archive, "--json", env=env,
+        ).stdout
+    )  # fmt: skip
+    assert [i["digest"] for i in out["images"]] == [
+        a.image.digest,
+        a.multi_amd64.digest,
+        a.chart.digest,
+    ]
+    assert {r["digest"] for r in out["referrers"]} == (
+        a.closure(a.image.digest) - {a.image.digest}
+    ) | {a.child_sbom.digest}
+    entries, blobs = _layout(archive)
+    assert blobs[a.chart.digest] == a.chart.raw
+    chart_entry = next(e for e in entries if e["digest"] == a.chart.digest)
+    assert chart_entry["annotations"]["io.containerd.image.name"] == (
+        f"{a.registry.host}/charts/demo:0.1.0"
+    )

@@ -275,14 +275,16 @@ images_file_option = click.option(
     "images_files",
     multiple=True,
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
+    help="Read references from FILE, one a line ('#' comments; 'REF --referrers' carries "
+    "that image's referrers too); '-' is standard input.",
 )
 from_option = click.option(
     "--from",
     "from_files",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
+    help="Take the image: references of a docker-compose file or Kubernetes YAML, or the "
+    "Images and OCI Charts of a Hauler manifest.",
 )
 platform_option = click.option(
     "--platform",

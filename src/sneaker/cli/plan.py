@@ -65,13 +65,15 @@ def command(
     """
     from ..image.digest import Digest
     from ..util.progress import choose_progress, count, human_size
-    from ..verbs.imagelist import collect_entries
+    from ..verbs.imagelist import collect_entries, platform_notes
     from ..verbs.plan import PLAN_FILE, plan
 
     entries = collect_entries(images, images_files, from_files)
     wanted = referrers.build([e.key for e in entries if e.referrers])
-    options = registry.build()
     request = parse_platform_option(platform)
+    for note in platform_notes(entries, request):
+        click.echo(f"warning: {note}", err=True)
+    options = registry.build()
     progress = choose_progress(quiet or as_json)
     try:
         with open_client_factory(options, mirrors) as factory:

@@ -118,7 +118,7 @@ def command(
     from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
     from ..util.progress import choose_progress
-    from ..verbs.imagelist import collect_entries
+    from ..verbs.imagelist import collect_entries, platform_notes
     from ..verbs.pull import pull
 
     if registry.password_stdin and any(str(f) == "-" for f in images_files):
@@ -131,6 +131,9 @@ def command(
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
     entries = collect_entries(images, images_files, from_files)
     wanted = referrers.build([e.key for e in entries if e.referrers])
+    request = parse_platform_option(platform)
+    for note in platform_notes(entries, request):
+        click.echo(f"warning: {note}", err=True)
     options = registry.build()
     settings = load_registry_settings(mirrors, registry.plain_http)
     base: Inventory | None = None
@@ -144,7 +147,7 @@ def command(
             [e.reference for e in entries],
             output,
             format=fmt,
-            platform=parse_platform_option(platform),
+            platform=request,
             options=options,
             cache_dir=cache_dir,
             use_cache=not no_cache,

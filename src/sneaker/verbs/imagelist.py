@@ -14,6 +14,10 @@
   volume source) is not a reference and is passed over. Compose's ``${VAR}``,
   ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``, ``$VAR`` and
   ``$$`` are expanded from the environment, as ``docker compose`` does.
+- Hauler manifests (``content.hauler.cattle.io``) in such a file: their ``Images``
+  and their ``Charts`` stored in OCI registries (:mod:`sneaker.verbs.hauler`); an
+  image's ``platform`` there is kept with it (:func:`platform_notes` says when the
+  run's ``--platform`` does not cover it).
 - :func:`collect_images`: positional references plus those files, each image
   once (by its normalised name), in order; :func:`collect_entries` the same with
   each image's options (:class:`ImageEntry`).
@@ -29,12 +33,15 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InvalidReference, UsageError
+from ..image.platform import parse_platform
 from ..image.reference import parse_reference
+from ..image.selection import PlatformRequest
+from .hauler import hauler_images, is_hauler
 
 __all__ = [
     "LINE_OPTIONS",
@@ -42,6 +49,7 @@ __all__ = [
     "collect_entries",
     "collect_images",
     "images_from_yaml",
+    "platform_notes",
     "read_image_entries",
     "read_images_file",
 ]
@@ -93,10 +101,13 @@ LINE_OPTIONS = ("--referrers",)
 @dataclass(frozen=True)
 class ImageEntry:
     """One image to carry, as a list names it, and its options: ``referrers`` (an images
-    file's ``--referrers``) carries its referrers too."""
+    file's ``--referrers``) carries its referrers too; ``platform`` is the one a Hauler
+    manifest names for it (``where`` says where)."""
 
     reference: str
     referrers: bool = False
+    platform: str | None = None
+    where: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -112,7 +123,7 @@ def _dedup_entries(entries: Iterable[ImageEntry]) -> list[ImageEntry]:
         if earlier is None:
             merged[entry.key] = entry
         elif entry.referrers and not earlier.referrers:
-            merged[entry.key] = ImageEntry(earlier.reference, referrers=True)
+            merged[entry.key] = replace(earlier, referrers=True)
     return list(merged.values())
 
 
@@ -208,12 +219,18 @@ def _image_nodes(root: Any) -> Iterator[Any]:
 
 
 def images_from_yaml(path: Path | str, *, environ: Mapping[str, str] | None = None) -> list[str]:
-    """The ``image:`` references of a compose file or Kubernetes YAML, each once, in order."""
+    """The ``image:`` references of a compose file or Kubernetes YAML (and the images of a
+    Hauler manifest), each once, in order."""
+    return [entry.reference for entry in yaml_entries(path, environ=environ)]
+
+
+def yaml_entries(path: Path | str, *, environ: Mapping[str, str] | None = None) -> list[ImageEntry]:
+    """:func:`images_from_yaml`, each with the platform a Hauler manifest names for it."""
     import yaml
 
     text, name = _read_text(path, "YAML file")
     env = os.environ if environ is None else environ
-    found: list[str] = []
+    found: list[ImageEntry] = []
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
@@ -226,13 +243,35 @@ def images_from_yaml(path: Path | str, *, environ: Mapping[str, str] | None = No
     for document in documents:
         if document is None:
             continue
+        if is_hauler(document):
+            for item in hauler_images(document, name):
+                where = f"{name} line {item.line}"
+                reference = _checked(item.reference, where)
+                found.append(ImageEntry(reference, platform=item.platform, where=where))
+            continue
         for node in _image_nodes(document):
             raw = str(node.value).strip()
             if not raw:
                 continue
             where = f"{name} line {node.start_mark.line + 1}"
-            found.append(_checked(expand_variables(raw, env, where), where))
-    return _dedup(found)
+            found.append(ImageEntry(_checked(expand_variables(raw, env, where), where)))
+    return _dedup_entries(found)
+
+
+def platform_notes(entries: Sequence[ImageEntry], request: PlatformRequest) -> list[str]:
+    """A warning for each image whose list names a platform that ``request`` (the run's
+    ``--platform``, the same for every image) does not cover."""
+    notes = []
+    for entry in entries:
+        if entry.platform is None or request.all:
+            continue
+        wanted = parse_platform(entry.platform)
+        if not any(want.matches(wanted) for want in request.wanted()):
+            notes.append(
+                f"{entry.where}: {entry.reference} is listed for {entry.platform}, and this "
+                f"run pulls {request} for every image (choose with --platform)"
+            )
+    return notes
 
 
 def collect_entries(
@@ -246,7 +285,7 @@ def collect_entries(
     for path in images_files:
         merged.extend(read_image_entries(path))
     for path in yaml_files:
-        merged.extend(ImageEntry(r) for r in images_from_yaml(path))
+        merged.extend(yaml_entries(path))
     return _dedup_entries(merged)
 
 
