@@ -88,6 +88,48 @@ def test_zipapp_has_no_compiled_modules(pyz: Path) -> None:
     assert "__main__.py" in names
     assert "sneaker/cli/main.py" in names
     assert not [n for n in names if n.endswith((".so", ".pyd"))]
+    # rich's syntax highlighting and markdown dependencies: never imported by its progress bars
+    unused = ("pygments", "markdown_it", "mdurl")
+    assert not [n for n in names if n.split("/")[0].split("-")[0] in unused]
+    assert "rich/progress.py" in names
+
+
+def test_zipapp_draws_rich_progress_on_a_terminal(
+    pyz: Path, tmp_path: Path, seeded: Seeded
+) -> None:
+    """On a terminal the pull draws rich's bars: nothing rich needs was left out."""
+    import pty
+
+    leader, follower = pty.openpty()
+    drawn = b""
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(pyz), "pull", seeded.app.ref, "-o", "app.tar"],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "TERM": "xterm",
+                 "SNEAKER_CACHE_DIR": str(tmp_path / "c")},
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        while True:  # read as it draws: a full terminal buffer would stop the child
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child exited and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        returncode = proc.wait(timeout=600)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    text = drawn.decode("utf-8", "replace")
+    assert returncode == 0, text
+    assert "Traceback" not in text
+    assert "total" in text  # the total bar
+    assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines
+    assert (tmp_path / "app.tar").is_file()
 
 
 def test_zipapp_pulls_and_pushes_without_site_packages(
