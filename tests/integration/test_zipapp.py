@@ -197,3 +197,67 @@ def test_zipapp_runs_on_every_python_from_3_10_found(pyz: Path, tmp_path: Path) 
         out = _isolated(pyz, "--version", cwd=tmp_path, python=python)
         assert out.startswith("sneaker "), (version, out)
         assert f"(Python {version[0]}.{version[1]}." in out
+
+
+def _zstd_archive(root: Path) -> Path:
+    """An OCI layout tar whose two layers are zstd (compressed with backports.zstd)."""
+    from backports import zstd
+
+    from sneaker.image import mediatypes as mt
+    from tests.unit.test_verify import REF, Layout, tar_of
+
+    layout = Layout(root / "zstd-layout")
+    desc = layout.image(
+        [{"etc/os-release": b"ID=zstd\n"}, {"app/run.sh": b"echo zstd\n" * 50}],
+        compress=zstd.compress,
+        layer_type=mt.OCI_LAYER_ZSTD,
+    )
+    layout.name(desc, REF)
+    return tar_of(layout.root)
+
+
+def test_zipapp_reads_zstd_layers_where_python_has_compression_zstd(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """Python 3.14's compression.zstd is what the zipapp reads zstd with. This machine's
+    Python is older, so backports.zstd (PEP 784's backport, the same module) stands in
+    under that name, on a path of its own: nothing else of site-packages is visible."""
+    import backports.zstd
+
+    archive = _zstd_archive(tmp_path)
+    standin = tmp_path / "standin"
+    (standin / "compression" / "zstd").mkdir(parents=True)
+    (standin / "backports").symlink_to(Path(backports.zstd.__file__).parent.parent)
+    (standin / "compression" / "__init__.py").write_text("")
+    (standin / "compression" / "zstd" / "__init__.py").write_text("from backports.zstd import *\n")
+
+    def with_stdlib_zstd(*args: str) -> subprocess.CompletedProcess[str]:
+        code = (
+            f"import runpy, sys; sys.path.insert(0, {str(standin)!r}); "
+            f"sys.argv = [{str(pyz)!r}, *{list(args)!r}]; "
+            f"runpy.run_path({str(pyz)!r}, run_name='__main__')"
+        )
+        return subprocess.run(
+            [sys.executable, "-I", "-S", "-c", code],
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+
+    version = with_stdlib_zstd("--version")
+    assert version.returncode == 0, version.stderr
+    assert "; zstd: compression.zstd)" in version.stdout
+    checked = with_stdlib_zstd("verify", "--deep", str(archive))
+    assert checked.returncode == 0, checked.stderr
+    unpacked = with_stdlib_zstd("unpack", str(archive), str(tmp_path / "root"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert (tmp_path / "root" / "app" / "run.sh").read_bytes() == b"echo zstd\n" * 50
+
+    # the same file on the same Python without it: one line saying what to install
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), "unpack", str(archive), str(tmp_path / "r2")],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "is zstd-compressed and this Python has no zstd module" in done.stderr
+    assert "Traceback" not in done.stderr
