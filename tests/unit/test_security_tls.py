@@ -17,7 +17,13 @@ import pytest
 from sneaker.cli.options import build_registry_options
 from sneaker.registry.mirrors import endpoint_options
 from sneaker.registry.options import RegistryOptions
-from sneaker.registry.tls import InsecureWarning, build_ssl_context, warn_insecure
+from sneaker.registry.tls import (
+    InsecureWarning,
+    build_ssl_context,
+    certs_dirs_for,
+    default_certs_dirs,
+    warn_insecure,
+)
 from sneaker.registry.transport import Transport, _speaks_tls
 from sneaker.settings import load_settings
 from sneaker.verbs.login import _endpoint as login_endpoint
@@ -56,6 +62,39 @@ def test_ca_cert_adds_to_the_system_trust_store(tmp_path: Path) -> None:
     context = build_ssl_context("h", ca_cert=tls.ca_cert, certs_dirs=[])
     assert context.cert_store_stats()["x509_ca"] == system + 1
     assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_certs_d_of_podman_skopeo_and_docker_the_users_first(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert default_certs_dirs({"HOME": str(home)}) == [
+        home / ".config" / "containers" / "certs.d",
+        home / ".docker" / "certs.d",
+        Path("/etc/containers/certs.d"),
+        Path("/etc/docker/certs.d"),
+    ]
+    listed = f"{tmp_path / 'a'}:{tmp_path / 'b'}"
+    assert default_certs_dirs({"HOME": str(home), "SNEAKER_CERTS_D": listed}) == [
+        tmp_path / "a",
+        tmp_path / "b",
+    ]
+    assert default_certs_dirs({"SNEAKER_CERTS_D": ""}) == []
+
+
+def test_every_base_with_a_directory_for_the_host_is_read(tmp_path: Path) -> None:
+    from tests.fixtures.pki import make_tls_files
+
+    home = tmp_path / "home"
+    podman_dir = home / ".config" / "containers" / "certs.d" / "reg.example:5000"
+    docker_dir = home / ".docker" / "certs.d" / "reg.example:5000"
+    for directory, pki in ((podman_dir, "pki-1"), (docker_dir, "pki-2")):
+        directory.mkdir(parents=True)
+        (directory / "ca.crt").write_bytes(make_tls_files(tmp_path / pki).ca_cert.read_bytes())
+    env = {"HOME": str(home)}
+    assert certs_dirs_for("reg.example:5000", env=env) == [podman_dir, docker_dir]
+    assert certs_dirs_for("reg.example", env=env) == []  # the port is part of the name
+    system = build_ssl_context("h", certs_dirs=[]).cert_store_stats()["x509_ca"]
+    both = build_ssl_context("reg.example:5000", env=env).cert_store_stats()["x509_ca"]
+    assert both == system + 2  # each tree's CA is trusted
 
 
 # -- the https-or-http probe of a loopback registry (local sockets, no registry) ----------

@@ -1,8 +1,13 @@
-"""TLS settings for a registry: trust store, ``--ca-cert``, docker's ``certs.d``, ``--insecure``.
+"""TLS settings for a registry: trust store, ``--ca-cert``, ``certs.d``, ``--insecure``.
 
-docker's convention: ``/etc/docker/certs.d/HOST[:PORT]/`` (and the same under
-``~/.docker/certs.d``) holds ``*.crt`` CA certificates to trust and
-``NAME.cert`` + ``NAME.key`` client certificate pairs for mutual TLS.
+The ``certs.d`` convention, docker's and containers-certs.d(5)'s alike: a directory
+``HOST[:PORT]`` under a base directory holds ``*.crt`` CA certificates to trust and
+``NAME.cert`` + ``NAME.key`` client certificate pairs for mutual TLS. The base
+directories (:func:`default_certs_dirs`), in order: ``~/.config/containers/certs.d``,
+``~/.docker/certs.d``, ``/etc/containers/certs.d``, ``/etc/docker/certs.d``
+(``$SNEAKER_CERTS_D``, a list like PATH, replaces them). The CAs of every one that has
+a directory for the host are trusted; the first client certificate pair found is the
+one presented.
 """
 
 from __future__ import annotations
@@ -11,23 +16,24 @@ import logging
 import os
 import ssl
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
 
 __all__ = [
-    "DEFAULT_CERTS_DIRS",
+    "ENV_CERTS_DIRS",
     "InsecureWarning",
     "build_ssl_context",
     "certs_dirs_for",
+    "default_certs_dirs",
     "warn_insecure",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Where docker looks for per-registry certificates.
-DEFAULT_CERTS_DIRS = (Path("/etc/docker/certs.d"), Path.home() / ".docker" / "certs.d")
+#: the certs.d base directories, separated as PATH is, replacing the defaults
+ENV_CERTS_DIRS = "SNEAKER_CERTS_D"
 
 _warned: set[str] = set()
 
@@ -53,9 +59,25 @@ def warn_insecure(host: str, source: str = "") -> None:
     )
 
 
-def certs_dirs_for(host: str, base_dirs: Sequence[Path] | None = None) -> list[Path]:
-    """The existing ``certs.d/HOST[:PORT]`` directories for ``host`` (as in the reference)."""
-    bases = DEFAULT_CERTS_DIRS if base_dirs is None else tuple(base_dirs)
+def default_certs_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The ``certs.d`` base directories of podman, skopeo and docker, the user's first."""
+    environ = os.environ if env is None else env
+    if ENV_CERTS_DIRS in environ:
+        return [Path(p) for p in environ[ENV_CERTS_DIRS].split(os.pathsep) if p]
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return [
+        home / ".config" / "containers" / "certs.d",
+        home / ".docker" / "certs.d",
+        Path("/etc/containers/certs.d"),
+        Path("/etc/docker/certs.d"),
+    ]
+
+
+def certs_dirs_for(
+    host: str, base_dirs: Sequence[Path] | None = None, env: Mapping[str, str] | None = None
+) -> list[Path]:
+    """The existing ``certs.d/HOST[:PORT]`` directories for ``host``, in order."""
+    bases = default_certs_dirs(env) if base_dirs is None else tuple(base_dirs)
     found: list[Path] = []
     # certs.d names use ":" for the port; Windows-style "host-port" is not needed here.
     for base in bases:
@@ -87,10 +109,11 @@ def build_ssl_context(
     ca_cert: Path | None = None,
     certs_dirs: Sequence[Path] | None = None,
     insecure: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> ssl.SSLContext:
     """An SSL context for ``host``: system trust plus ``ca_cert`` plus ``certs.d``.
 
-    ``certs_dirs`` replaces docker's default ``certs.d`` base directories.
+    ``certs_dirs`` replaces the default ``certs.d`` base directories.
     With ``insecure`` the server certificate is not checked (client
     certificates are still presented).
     """
@@ -102,15 +125,20 @@ def build_ssl_context(
             raise ConfigError(
                 f"cannot load CA certificate {ca_cert}: {getattr(exc, 'strerror', None) or exc}"
             ) from None
-    for directory in certs_dirs_for(host, certs_dirs):
-        _load_certs_dir(context, directory)
+    presenting: Path | None = None
+    for directory in certs_dirs_for(host, certs_dirs, env):
+        presenting = _load_certs_dir(context, directory, presenting)
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
 
 
-def _load_certs_dir(context: ssl.SSLContext, directory: Path) -> None:
+def _load_certs_dir(
+    context: ssl.SSLContext, directory: Path, presenting: Path | None
+) -> Path | None:
+    """Trust the CAs of ``directory``; present its client certificate unless one is
+    (``presenting``) already. Returns the client certificate presented now."""
     try:
         entries = sorted(directory.iterdir())
     except OSError as exc:
@@ -127,14 +155,19 @@ def _load_certs_dir(context: ssl.SSLContext, directory: Path) -> None:
             if not key.is_file():
                 raise ConfigError(
                     f"client certificate {entry} has no matching key {key.name}",
-                    hint="docker's certs.d needs NAME.cert and NAME.key side by side",
+                    hint="certs.d needs NAME.cert and NAME.key side by side",
                 )
+            if presenting is not None:
+                log.debug("not presenting %s: %s comes first", entry, presenting)
+                continue
             try:
                 context.load_cert_chain(certfile=str(entry), keyfile=str(key))
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"cannot load client certificate {entry}: {exc}") from None
             log.debug("presenting client certificate %s", entry)
+            presenting = entry
         elif entry.suffix == ".key" and not entry.with_suffix(".cert").is_file():
             raise ConfigError(
                 f"client key {entry} has no matching certificate {entry.with_suffix('.cert').name}"
             )
+    return presenting

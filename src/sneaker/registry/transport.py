@@ -357,6 +357,7 @@ class Transport:
                     ca_cert=options.ca_cert,
                     certs_dirs=certs_dirs,
                     insecure=options.insecure,
+                    env=self._env,
                 )
             else:
                 context = build_ssl_context(self.host, ca_cert=options.ca_cert, certs_dirs=[])
