@@ -8,6 +8,7 @@ built file's ``__main__`` under this Python with ``sys.version_info`` set to 3.9
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.registry import MakeRegistry
+from tests.fixtures.registry import MakeRegistry, RegistryInfo
 from tests.fixtures.seeding import Seeded
 from tests.fixtures.tools import skopeo
 from tests.helpers import REPO_ROOT, run
@@ -92,6 +93,30 @@ def test_zipapp_has_no_compiled_modules(pyz: Path) -> None:
     unused = ("pygments", "markdown_it", "mdurl")
     assert not [n for n in names if n.split("/")[0].split("-")[0] in unused]
     assert "rich/progress.py" in names
+    assert "truststore/_api.py" in names  # the OS trust store, pure Python
+
+
+def test_zipapp_pulls_over_tls_with_the_os_trust_store_and_a_ca(
+    pyz: Path, tmp_path: Path, seeded: Seeded, tls_registry: RegistryInfo
+) -> None:
+    """truststore, inside the file, verifies the registry: refused without its CA, pulled
+    with --ca-cert (and with a login from an auth.json, as podman writes it)."""
+    assert tls_registry.ca_cert is not None
+    assert tls_registry.username
+    assert tls_registry.password
+    auth = base64.b64encode(f"{tls_registry.username}:{tls_registry.password}".encode())
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {tls_registry.host: {"auth": auth.decode()}}}))
+    args = ["pull", "-q", "--retries", "0", "--authfile", str(authfile), seeded.tls.ref]
+    refused = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), *args, "-o", "refused.tar"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert refused.returncode == 6, refused.stderr
+    assert "certificate verify failed" in refused.stderr
+    _isolated(pyz, *args, "--ca-cert", tls_registry.ca_cert, "-o", "tls.tar", cwd=tmp_path)
+    assert (tmp_path / "tls.tar").is_file()
 
 
 def test_zipapp_draws_rich_progress_on_a_terminal(

@@ -1,5 +1,8 @@
 """TLS settings for a registry: trust store, ``--ca-cert``, ``certs.d``, ``--insecure``.
 
+The trust store is the operating system's (``truststore``), to which ``SSL_CERT_FILE``,
+``SSL_CERT_DIR``, ``--ca-cert`` and ``certs.d`` add (:func:`build_ssl_context`).
+
 The ``certs.d`` convention, docker's and containers-certs.d(5)'s alike: a directory
 ``HOST[:PORT]`` under a base directory holds ``*.crt`` CA certificates to trust and
 ``NAME.cert`` + ``NAME.key`` client certificate pairs for mutual TLS. The base
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -87,7 +91,9 @@ def certs_dirs_for(
     return found
 
 
-def _system_context() -> ssl.SSLContext:
+def _openssl_defaults() -> ssl.SSLContext:
+    """OpenSSL's default paths (which ``SSL_CERT_FILE``/``SSL_CERT_DIR`` redirect), or
+    certifi's bundle when they hold nothing."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     paths = ssl.get_default_verify_paths()
     has_system = any(
@@ -103,6 +109,47 @@ def _system_context() -> ssl.SSLContext:
     return context
 
 
+def _load_pem_files(context: ssl.SSLContext, directory: str) -> None:
+    """Every certificate file in ``directory`` (an OpenSSL hashed directory, or any
+    directory of PEM files) as a CA, loaded now: the OS verifier sees only those."""
+    for entry in sorted(Path(directory).iterdir()):
+        if entry.is_file():
+            try:
+                context.load_verify_locations(cafile=str(entry))
+            except (OSError, ssl.SSLError, ValueError):
+                log.debug("SSL_CERT_DIR: %s holds no certificate", entry)
+
+
+def _add_ssl_cert_variables(context: ssl.SSLContext, environ: Mapping[str, str]) -> None:
+    """``SSL_CERT_FILE`` and ``SSL_CERT_DIR``, added to the OS trust store."""
+    cafile = environ.get("SSL_CERT_FILE")
+    if cafile and os.path.isfile(cafile):
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load SSL_CERT_FILE {cafile}: {exc}") from None
+    capath = environ.get("SSL_CERT_DIR")
+    if capath and os.path.isdir(capath):
+        if sys.platform in ("darwin", "win32"):
+            _load_pem_files(context, capath)  # the OS verifier never reads a hashed directory
+        else:
+            context.load_verify_locations(capath=capath)  # OpenSSL verifies, as it reads it
+
+
+def _system_context(env: Mapping[str, str] | None, insecure: bool) -> ssl.SSLContext:
+    """The trust sneaker starts from (see :func:`build_ssl_context`)."""
+    if insecure:
+        return _openssl_defaults()
+    try:
+        import truststore  # the OS verifier; imported here: most commands need no TLS
+    except ImportError:
+        log.debug("truststore is not installed: OpenSSL's default paths are the trust store")
+        return _openssl_defaults()
+    context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _add_ssl_cert_variables(context, os.environ if env is None else env)
+    return context
+
+
 def build_ssl_context(
     host: str,
     *,
@@ -113,11 +160,17 @@ def build_ssl_context(
 ) -> ssl.SSLContext:
     """An SSL context for ``host``: system trust plus ``ca_cert`` plus ``certs.d``.
 
-    ``certs_dirs`` replaces the default ``certs.d`` base directories.
-    With ``insecure`` the server certificate is not checked (client
+    Trusted, all together (each adds; none narrows the others): the OS trust store
+    through ``truststore`` (the OS verifier on macOS and Windows, whose stores hold what
+    IT departments install; on Linux OpenSSL with the system bundle, found where the
+    distribution keeps it); ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``; ``ca_cert``; the CAs
+    of every ``certs.d`` directory for ``host``. Without truststore the first is
+    OpenSSL's default paths (which the two variables redirect), or certifi's bundle when
+    the system has none. ``certs_dirs`` replaces the default ``certs.d`` base
+    directories. With ``insecure`` the server certificate is not checked (client
     certificates are still presented).
     """
-    context = _system_context()
+    context = _system_context(env, insecure)
     if ca_cert is not None:
         try:
             context.load_verify_locations(cafile=str(ca_cert))
