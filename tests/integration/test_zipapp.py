@@ -286,3 +286,26 @@ def test_zipapp_reads_zstd_layers_where_python_has_compression_zstd(
     assert done.returncode != 0
     assert "is zstd-compressed and this Python has no zstd module" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_completion_through_the_zipapp(pyz: Path, tmp_path: Path) -> None:
+    """Printed by 'python3 sneaker.pyz completion bash', the script defines a sneaker
+    function running that Python on that file, and completes by asking the file."""
+    from tests.integration.test_completion_shells import bash_completions
+
+    text = _isolated(pyz, "completion", "bash", cwd=tmp_path)
+    assert f'sneaker() {{ {sys.executable} {pyz} "$@"; }}' in text
+    path = tmp_path / "completion.bash"
+    path.write_text(text)
+    assert bash_completions(path, "sneaker", "pu") == ["pull", "push"]
+    assert bash_completions(path, "sneaker", "completion", "p") == ["powershell"]
+    version = run(
+        ["bash", "--norc", "--noprofile", "-c", f"source '{path}'; sneaker --version"],
+        cwd=tmp_path,
+    )
+    assert version.stdout.startswith("sneaker ")
+
+    powershell = _isolated(pyz, "completion", "powershell", cwd=tmp_path)
+    assert "-CommandName @('py', 'python', 'python3')" in powershell
+    assert f"if ($program -ne '{pyz.name}') {{ return }}" in powershell
+    assert f"& '{sys.executable}' '{pyz}'" in powershell
