@@ -138,9 +138,10 @@ def read_auth_file(path: Path) -> dict[str, Any]:
 def write_auth_file(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` atomically, readable by its owner only (a new directory: 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600 on POSIX
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out, indent="\t")
             out.write("\n")
