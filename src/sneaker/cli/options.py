@@ -35,6 +35,7 @@ class RegistryAccess:
     username: str | None
     password_stdin: bool
     retries: int
+    authfile: Path | None
 
     def build(self) -> RegistryOptions:
         return build_registry_options(
@@ -44,12 +45,13 @@ class RegistryAccess:
             self.username,
             self.password_stdin,
             self.retries,
+            authfile=self.authfile,
         )
 
 
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
-    handed to the command as one ``registry: RegistryAccess`` argument."""
+    --authfile, handed to the command as one ``registry: RegistryAccess`` argument."""
 
     @functools.wraps(func)
     def with_registry(*args: Any, **kwargs: Any) -> Any:
@@ -88,6 +90,11 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "429 honours Retry-After). A refused connection is retried as often within "
                 "about a second; a host name that does not resolve is not retried."
             ),
+        ),
+        authfile_option(
+            "Read registry credentials from this containers auth.json first (as podman's and "
+            "skopeo's --authfile; default: $REGISTRY_AUTH_FILE, else their login file), then "
+            "~/.config/containers/auth.json and docker's config.json."
         ),
     ]
     command: Callable[..., Any] = with_registry
@@ -185,6 +192,8 @@ def build_registry_options(
     username: str | None,
     password_stdin: bool,
     retries: int = 5,
+    *,
+    authfile: Path | None = None,
 ) -> RegistryOptions:
     password = None
     if password_stdin:
@@ -210,7 +219,18 @@ def build_registry_options(
         username=username,
         password=password,
         retries=retries,
+        authfile=authfile,
         user_agent=f"sneaker/{__version__}",
+    )
+
+
+def authfile_option(help: str) -> Callable[[F], F]:
+    """``--authfile FILE``: a containers-auth.json(5) file, as podman and skopeo name it."""
+    return click.option(
+        "--authfile",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help=help,
     )
 
 
