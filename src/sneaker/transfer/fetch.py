@@ -203,9 +203,9 @@ class DownloadState:
 class BlobDownload:
     """One blob from a registry into the cache, one method per step.
 
-    :meth:`run`: the cache has it? -> take the digest's lock -> the cache has it
-    now? -> then attempt after attempt (:meth:`_attempt`): look at the partial
-    file (:meth:`_check_partial`) -> request the rest or the whole blob
+    :meth:`run`: take the digest's lock -> the cache has it, and it is right
+    (:meth:`BlobCache.reuse`)? -> else attempt after attempt (:meth:`_attempt`): look at
+    the partial file (:meth:`_check_partial`) -> request the rest or the whole blob
     (:meth:`_request`) -> stream it to the partial file, hashing, and verify
     (:meth:`_stream`, :meth:`_write`) -> commit (:meth:`_commit`). A failure goes
     to its own step: a cut body waits and continues (:meth:`_body_cut`), bytes
@@ -238,10 +238,9 @@ class BlobDownload:
     def run(self) -> str:
         """Fetch the blob; return ``"cached"``, ``"resumed"`` or ``"downloaded"``."""
         self.progress.start(self.key, self.label, self.desc.size)
-        if self._in_cache():
-            return "cached"
+        # under the lock: another process may be downloading it, or checking it, or pruning
         with self.cache.locked(self.desc.digest, cancel=self.cancel, on_wait=self._waiting):
-            if self._in_cache():  # the other process finished it meanwhile
+            if self._in_cache():
                 return "cached"
             while True:
                 outcome = self._attempt()
@@ -249,7 +248,7 @@ class BlobDownload:
                     return outcome
 
     def _in_cache(self) -> bool:
-        if not self.cache.has(self.desc):
+        if not self.cache.reuse(self.desc):  # checked; a damaged copy is removed
             return False
         self.progress.finish(self.key, "cached")
         return True

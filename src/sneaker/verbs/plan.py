@@ -335,7 +335,7 @@ def _prepare_output(output: Path) -> Path:
 
 
 def _finish_output(tmp: Path, output: Path) -> None:
-    for leftover in ("locks", "partial"):
+    for leftover in BlobCache.BOOKKEEPING:  # the plan keeps the blobs only
         shutil.rmtree(tmp / leftover, ignore_errors=True)
     if output.is_dir():
         output.rmdir()
