@@ -161,6 +161,12 @@ def check_sneaker(args: list[str], session: Session, where: str) -> None:
     command = cli.get_command(ctx, args[0])
     require(command is not None, f"{where}: no command {args[0]!r}")
     sub = click.Context(command, info_name=args[0], parent=ctx)
+    while isinstance(command, click.Group):  # ``sneaker cache prune ...``: the subcommand's
+        require(len(args) > 1, f"{where}: {args[0]} needs a subcommand")
+        command = command.get_command(sub, args[1])
+        require(command is not None, f"{where}: no command {args[0]} {args[1]!r}")
+        args = [f"{args[0]} {args[1]}", *args[2:]]
+        sub = click.Context(command, info_name=args[0], parent=sub)
     try:
         values, extra, _ = command.make_parser(sub).parse_args(list(args[1:]))
     except click.UsageError as exc:
@@ -287,7 +293,8 @@ def test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc: Path
 
 def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     """An unknown option, a bad choice, an extra argument, a file read before anything
-    wrote it, and an unknown command each fail; their fixed forms pass."""
+    wrote it, an unknown command or subcommand, a group without its subcommand each fail;
+    their fixed forms pass."""
     doc = tmp_path / "x.md"
     bad = [
         "sneaker pull --bogus ubuntu",
@@ -295,6 +302,9 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
         "sneaker push a.tar b c",
         "sneaker push app.tar registry.local:5000/x",
         "frobnicate --all",
+        "sneaker cache prune --bogus",
+        "sneaker cache tidy",
+        "sneaker cache",
     ]
     for text in bad:
         doc.write_text(f"```sh\n{text}\n```\n")
@@ -302,7 +312,8 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
             test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc)
     doc.write_text(
         "```sh\nsneaker pull --format oci ubuntu -o app.tar  # note\n"
-        "sneaker push app.tar registry.local:5000/x\n```\n"
+        "sneaker push app.tar registry.local:5000/x\n"
+        "sneaker cache prune --all --dry-run\n```\n"
         "```console\n$ sneaker verify app.tar\nproblem: none\n```\n"
     )
     test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc)

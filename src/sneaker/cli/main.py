@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory", "List the blobs a registry or archive already has."),
     "login": ("login", "Check and store credentials for a registry."),
     "logout": ("logout", "Remove stored credentials for a registry."),
+    "cache": ("cache", "See, check and prune the blob cache."),
     "completion": ("completion", "Print a shell completion script (bash, zsh or fish)."),
 }
 

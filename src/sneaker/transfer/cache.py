@@ -10,6 +10,7 @@ Layout under the root::
                                 download the same blob into the same partial file
     verified/sha256/<hex>       what the blob's file looked like when its content was
                                 last checked; its own mtime is the blob's last use
+    leases/<id>, <id>.lock      the digests each running sneaker process uses
 
 A blob only appears under ``blobs/`` by an atomic rename after its digest and
 size were checked, so readers never see a half-written file.
@@ -18,7 +19,8 @@ A blob is used again only once it is known to be right (:meth:`BlobCache.reuse`)
 by its verified record when the file is untouched since it was checked
 (:mod:`sneaker.transfer.verified` says what that catches), else by hashing it
 whole. A damaged blob is removed, with a warning, and downloaded again: it never
-reaches an archive.
+reaches an archive. ``sneaker cache prune`` removes only blobs no running process
+holds (:mod:`sneaker.transfer.leases`, :mod:`sneaker.transfer.housekeeping`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ..errors import IntegrityError, Interrupted, NotFound
 from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor
 from .filelocks import make_lock
+from .leases import Lease
 from .verified import VerifiedRecord, settle, write_record
 
 __all__ = ["BlobCache", "CacheDamageWarning", "PartialState", "default_cache_dir", "hash_file"]
@@ -77,11 +80,22 @@ class BlobCache:
     """Blobs by digest on the local disk; implements :class:`sneaker.image.records.BlobSource`."""
 
     #: the directories beside ``blobs/`` that only the cache's own work needs
-    BOOKKEEPING = ("locks", "partial", "verified")
+    BOOKKEEPING = ("locks", "partial", "verified", "leases")
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._made: set[Path] = set()  # directories known to exist (saves a syscall per blob)
+        self._lease = Lease(root / "leases")
+
+    def __enter__(self) -> BlobCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the blobs this process used: a prune may remove them from now on."""
+        self._lease.close()
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory not in self._made:
@@ -94,7 +108,8 @@ class BlobCache:
         """A throw-away cache (``--no-cache``), removed when the block ends."""
         tmp = tempfile.mkdtemp(prefix=".sneaker-blobs-", dir=parent)
         try:
-            yield cls(Path(tmp))
+            with cls(Path(tmp)) as cache:
+                yield cache
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -114,11 +129,13 @@ class BlobCache:
     def reuse(self, desc: Descriptor) -> bool:
         """Is the cached blob ``desc`` right, to be used as it is? Hold its lock (:meth:`locked`).
 
-        A blob whose file is untouched since it
+        The digest goes into this process's lease first: no prune removes the blob
+        from now until :meth:`close`. A blob whose file is untouched since it
         was verified is taken at once (and its last use noted); any other is hashed
         whole. A damaged one (another size or another digest) is removed with a
         :class:`CacheDamageWarning`: False, as for a blob that is not there.
         """
+        self._lease.add(desc.digest)
         path = self.path(desc.digest)
         try:
             st = os.stat(path)
@@ -152,7 +169,7 @@ class BlobCache:
             stacklevel=3,
         )
 
-    def _lock_path(self, digest: Digest) -> Path:
+    def lock_path(self, digest: Digest) -> Path:
         lock_path = self.root / "locks" / digest.algorithm / f"{digest.hex}.lock"
         self._ensure_dir(lock_path.parent)
         return lock_path
@@ -172,7 +189,7 @@ class BlobCache:
         that dies (even by SIGKILL) releases it. On POSIX it is a bare ``flock``
         (a few microseconds, paid once per blob); elsewhere ``filelock`` does it.
         """
-        lock = make_lock(self._lock_path(digest))
+        lock = make_lock(self.lock_path(digest))
         waited = False
         while not lock.try_acquire():
             if cancel is not None and cancel.is_set():

@@ -432,7 +432,7 @@ def plan(
                 progress.message(f"resolving {ref.familiar}")
                 resolved.append(resolve(client_for(ref.registry), ref, request))
 
-            cache = BlobCache(tmp)
+            cache = stack.enter_context(BlobCache(tmp))
             config_jobs: list[BlobJob] = []
             for ref, item in zip(unique_refs, resolved, strict=True):
                 for manifest in item.record.manifests():

@@ -207,8 +207,8 @@ def pull(
             settings = settings or load_settings(plain_http=opts.plain_http)
             client_factory = stack.enter_context(make_client_factory(settings, opts))
 
-        if use_cache:
-            cache = BlobCache(cache_dir or default_cache_dir())
+        if use_cache:  # closed at the end: from then on a prune may remove what it used
+            cache = stack.enter_context(BlobCache(cache_dir or default_cache_dir()))
         else:
             cache = stack.enter_context(BlobCache.temporary(output_path.parent.resolve()))
 

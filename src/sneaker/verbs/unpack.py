@@ -414,15 +414,15 @@ def unpack_remote(
 
     ref = parse_reference(reference)
     request = PlatformRequest((platform,) if platform is not None else ())
-    cache = BlobCache(cache_dir or default_cache_dir())
-    with client_factory_for(options, settings, client_factory) as factory:
-        source = resolve_images([ref], factory, request, cache=cache)
-        source.fetch(parallel=jobs, progress=progress)
-    return unpack(
-        source,
-        dest,
-        platform=platform,
-        force=force,
-        progress=progress,
-        warn=warn,
-    )
+    with BlobCache(cache_dir or default_cache_dir()) as cache:
+        with client_factory_for(options, settings, client_factory) as factory:
+            source = resolve_images([ref], factory, request, cache=cache)
+            source.fetch(parallel=jobs, progress=progress)
+        return unpack(
+            source,
+            dest,
+            platform=platform,
+            force=force,
+            progress=progress,
+            warn=warn,
+        )
