@@ -30,6 +30,7 @@ import pytest
 import urllib3
 
 from sneaker.verbs.serve import RegistryServer, serve
+from sneaker.verbs.serve.tls import HTTPS_ON_PLAIN
 from tests.fixtures.containerd import Containerd
 from tests.fixtures.docker import DockerDaemon
 from tests.fixtures.images import BuiltImages
@@ -279,6 +280,24 @@ def test_skopeo_inspect_and_copy(
             blob = (out / desc["digest"].split(":", 1)[1]).read_bytes()
             assert _sha256(blob) == desc["digest"]
             assert len(blob) == desc["size"]
+
+
+def test_https_attempts_on_the_plain_server_get_one_clear_line(
+    served: Served, docker: DockerDaemon, built_images: BuiltImages
+) -> None:
+    before = len(served.log)
+    # skopeo verifies TLS unless told otherwise: it tries HTTPS, and says what it got
+    refused = skopeo("inspect", f"docker://{served.host}/{built_images.app}", check=False)
+    assert refused.returncode != 0
+    assert "server gave HTTP response to HTTPS client" in refused.stderr
+    # docker tries HTTPS first on a loopback registry, then falls back to plain HTTP
+    ref = f"{served.host}/{built_images.app}"
+    docker.run("pull", ref)
+    docker.run("rmi", ref)
+    tried = [line for line in served.log[before:] if HTTPS_ON_PLAIN in line]
+    assert len(tried) >= 2, served.log[before:]
+    assert set(tried) == {f"127.0.0.1 {HTTPS_ON_PLAIN}"}
+    assert not [line for line in served.log if "Bad request version" in line]
 
 
 def test_ctr_pull(

@@ -10,6 +10,7 @@ after ``$ `` and their output. ``cd`` changes the directory until the block ends
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import posixpath
 import re
 import shlex
@@ -36,7 +37,7 @@ READS: dict[str, tuple[str, ...]] = {
     "pull": ("images_files", "from_files", "since", "have"),
     "plan": ("images_files", "from_files"),
     "push": ("archive",),
-    "serve": ("archives",),
+    "serve": ("archives", "tls_cert", "tls_key"),
     "verify": ("archive",),
     "assemble": ("plan_dir",),
 }
@@ -138,17 +139,20 @@ def _words(text: str) -> list[str]:
     return list(lexer)
 
 
-def simple_commands(words: Sequence[str]) -> Iterator[list[str]]:
+def simple_commands(words: Sequence[str]) -> Iterator[tuple[list[str], bool]]:
+    """Each simple command, and whether its standard input is the pipe of the one before."""
     current: list[str] = []
+    piped = False
     for word in words:
         if word in _OPERATORS:
             if current:
-                yield current
+                yield current, piped
             current = []
+            piped = word == "|"
         else:
             current.append(word)
     if current:
-        yield current
+        yield current, piped
 
 
 def check_sneaker(args: list[str], session: Session, where: str) -> None:
@@ -201,6 +205,8 @@ def check_sneaker(args: list[str], session: Session, where: str) -> None:
         images = _as_list(values.get("images"))
         outputs = [default_output_name(parse_reference(images[0]))] if images else []
     for output in outputs:
+        if output == "-":
+            continue  # standard output
         session.write(output)
         if values.get("split"):
             session.write(f"{output}.000")
@@ -221,8 +227,23 @@ def _path_like(value: str, session: Session) -> bool:
     return value.endswith((".tar", ".json", "/")) or session.was_written(value)
 
 
-def check_command(words: list[str], session: Session, where: str) -> None:
-    """Check one simple command (no operators) and record what it writes."""
+#: openssl options naming files it reads, and files it writes
+_OPENSSL_READS = ("-in", "-CA", "-CAkey", "-key")
+_OPENSSL_WRITES = ("-out", "-keyout")
+
+
+def _check_openssl(args: list[str], session: Session, where: str) -> None:
+    for option, value in itertools.pairwise(args):
+        if option in _OPENSSL_READS:
+            require(session.was_written(value), f"{where}: reads {value!r}, never written")
+    for option, value in itertools.pairwise(args):
+        if option in _OPENSSL_WRITES:
+            session.write(value)
+
+
+def check_command(words: list[str], session: Session, where: str, piped: bool = False) -> None:
+    """Check one simple command (no operators) and record what it writes; ``piped``: its
+    standard input is the output of the command before it."""
     words = list(words)
     while words and _ASSIGNMENT.match(words[0]):
         words.pop(0)
@@ -265,9 +286,18 @@ def check_command(words: list[str], session: Session, where: str) -> None:
         for read in files[:1] if name == "sh" else files:
             require(session.was_written(read), f"{where}: reads {read!r}, never written")
     elif name in ("docker", "podman") and args[:1] == ["load"]:
-        require("-i" in args, f"{where}: {name} load without -i")
-        archive = args[args.index("-i") + 1]
-        require(session.was_written(archive), f"{where}: loads {archive!r}, never written")
+        if "-i" in args:
+            archive = args[args.index("-i") + 1]
+            require(session.was_written(archive), f"{where}: loads {archive!r}, never written")
+        else:
+            require(piped, f"{where}: {name} load without -i, and nothing piped into it")
+    elif name == "ssh":
+        require(len(args) >= 2, f"{where}: ssh HOST COMMAND")
+        check_command(args[1:], session, where, piped)  # the command runs there, same input
+    elif name == "gzip":
+        require(piped or any(not a.startswith("-") for a in args), f"{where}: gzip of nothing")
+    elif name == "openssl":
+        _check_openssl(args, session, where)
     else:
         pytest.fail(f"{where}: this test does not know the command {name!r}", pytrace=False)
     for op, target in redirects:
@@ -285,16 +315,16 @@ def test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc: Path
         session.cwd = "."
         for command in block:
             where = f"{command.doc}:{command.line}: {command.text}"
-            for words in simple_commands(command.words):
-                check_command(words, session, where)
+            for words, piped in simple_commands(command.words):
+                check_command(words, session, where, piped)
                 checked += 1
     assert checked > 0, f"{doc.name} has shell blocks, and no command was found in them"
 
 
 def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     """An unknown option, a bad choice, an extra argument, a file read before anything
-    wrote it, an unknown command or subcommand, a group without its subcommand each fail;
-    their fixed forms pass."""
+    wrote it, an unknown command or subcommand, a group without its subcommand, and docker
+    load with nothing to load each fail; their fixed forms pass."""
     doc = tmp_path / "x.md"
     bad = [
         "sneaker pull --bogus ubuntu",
@@ -305,6 +335,8 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
         "sneaker cache prune --bogus",
         "sneaker cache tidy",
         "sneaker cache",
+        "docker load",
+        "sneaker serve app.tar --tls-cert app.crt --tls-key app.key",
     ]
     for text in bad:
         doc.write_text(f"```sh\n{text}\n```\n")
@@ -313,7 +345,10 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     doc.write_text(
         "```sh\nsneaker pull --format oci ubuntu -o app.tar  # note\n"
         "sneaker push app.tar registry.local:5000/x\n"
-        "sneaker cache prune --all --dry-run\n```\n"
+        "sneaker cache prune --all --dry-run\n"
+        "sneaker pull ubuntu -o - | ssh host docker load\n"
+        "openssl req -x509 -keyout app.key -out app.crt\n"
+        "sneaker serve app.tar --tls-cert app.crt --tls-key app.key\n```\n"
         "```console\n$ sneaker verify app.tar\nproblem: none\n```\n"
     )
     test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc)

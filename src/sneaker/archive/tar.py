@@ -18,6 +18,12 @@ Before any work, :func:`check_output_path` decides where an output named on the
 command line really goes (a symlink is followed to its file; a device, fifo,
 socket, directory or ``-`` is refused, since the rename would replace it), and
 :func:`refuse_overwriting_inputs` refuses an output that is one of the inputs.
+
+An archive may also go to standard output (``-o -``, :func:`check_archive_output`):
+the tar is written in the writers' fixed order and never seeked back, so it
+streams into ``docker load`` or ``ssh host docker load``. There is no temporary
+name then: a run that fails midway has already written part of the archive, and
+the reader sees it end early (the command exits non-zero).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import errno
 import json
 import os
 import stat
+import sys
 import tarfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import IntegrityError, UsageError
+from ..errors import IntegrityError, SneakerError, UsageError
 from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor
 from ..image.records import BlobSource
@@ -48,14 +55,17 @@ from .split import (
 
 __all__ = [
     "BLOCK",
+    "STDOUT",
     "FileSink",
     "Sink",
     "TarWriter",
     "atomic_file",
     "blob_member",
+    "check_archive_output",
     "check_output_path",
     "copy_blob",
     "dump_json",
+    "is_stdout",
     "output_sink",
     "refuse_overwriting_inputs",
     "temp_name",
@@ -63,6 +73,8 @@ __all__ = [
 
 BLOCK = 512
 COPY_CHUNK = 1 << 20
+#: the output name that means standard output (``-o -``)
+STDOUT = "-"
 _BIG_COPY = 1 << 30
 #: blobs from this size on are hashed on a helper thread while they are copied.
 _PIPELINE_MIN = 4 * COPY_CHUNK
@@ -143,19 +155,20 @@ def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
 
     Every writer calls it before any work (``pull`` too, before downloading).
     Writing goes through a temporary file renamed over the target, which would
-    replace whatever is there, so: ``-`` is refused (outputs are files, not
-    standard output); a symlink is followed to the file it names, which is
-    written (the link stays, nothing is said); an existing device, fifo, socket
-    or directory is refused. The directory to write in must exist and be
-    writable. With ``directory`` (an OCI layout directory, made with its parents
-    when missing) the target may be a directory and anything else existing is
-    refused; the target, or its nearest existing ancestor, must be writable.
+    replace whatever is there, so: ``-`` is refused (this output is a file; the
+    archive writers take ``-`` through :func:`check_archive_output`); a symlink
+    is followed to the file it names, which is written (the link stays, nothing
+    is said); an existing device, fifo, socket or directory is refused. The
+    directory to write in must exist and be writable. With ``directory`` (an OCI
+    layout directory, made with its parents when missing) the target may be a
+    directory and anything else existing is refused; the target, or its nearest
+    existing ancestor, must be writable.
 
     Returns the path to write: ``path``, or the target its symlink resolves to.
     Raises :class:`UsageError` ``cannot write OUT: ...``.
     """
     given = Path(path)
-    if str(path) == "-":
+    if is_stdout(path):
         raise UsageError(
             "cannot write -: sneaker writes its output to files, not to standard output",
             hint="name a file with -o FILE",
@@ -190,6 +203,60 @@ def check_output_path(path: Path | str, *, directory: bool = False) -> Path:
     return target
 
 
+def is_stdout(output: Path | str | None) -> bool:
+    """Whether ``output`` names standard output (``-``)."""
+    return output is not None and str(output) == STDOUT
+
+
+def check_archive_output(
+    path: Path | str, *, directory: bool = False, split: int | None = None
+) -> Path:
+    """Where an archive writer's output goes: :func:`check_output_path`'s answer, or ``-``
+    (standard output) when it can take an archive: not a terminal, not ``--split``
+    (parts are files), not an OCI layout directory. Raises :class:`UsageError`."""
+    if not is_stdout(path):
+        return check_output_path(path, directory=directory)
+    if split is not None:
+        raise UsageError(
+            "--split writes its parts to files, so it cannot write to standard output (-o -)",
+            hint="name the archive with -o FILE to split it",
+        )
+    if directory:
+        raise UsageError(
+            "an OCI layout directory cannot go to standard output (-o -)",
+            hint="stream an archive instead (--format docker, or --format oci with -o -)",
+        )
+    try:
+        terminal = os.isatty(sys.stdout.fileno())
+    except (OSError, ValueError):
+        raise UsageError("cannot write -: standard output is closed") from None
+    if terminal:
+        raise UsageError(
+            "refusing to write an archive to a terminal (-o -)",
+            hint="pipe it into a program (sneaker pull IMAGE -o - | docker load) or redirect "
+            "it to a file",
+        )
+    return Path(STDOUT)
+
+
+@contextmanager
+def stdout_sink() -> Iterator[FileSink]:
+    """A :class:`FileSink` on standard output; a reader that stops early is one error line."""
+    sys.stdout.flush()  # anything printed before goes first
+    fd = sys.stdout.fileno()
+    if sys.platform == "win32":  # a text-mode descriptor would turn \n into \r\n
+        import msvcrt
+
+        msvcrt.setmode(fd, os.O_BINARY)
+    try:
+        yield FileSink(fd)
+    except BrokenPipeError:
+        raise SneakerError(
+            "standard output was closed before the archive was complete",
+            hint="the program reading it stopped early: see its own error",
+        ) from None
+
+
 def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path.parent != path:
         path = path.parent
@@ -214,6 +281,8 @@ def refuse_overwriting_inputs(output: Path | str, inputs: Iterable[Path | str]) 
     ``OUT.sha256`` a split output writes would be one, or when it lies inside an
     input directory. Call it before any work, with the output as given by ``-o``.
     """
+    if is_stdout(output):
+        return  # standard output replaces no file
     out = Path(os.path.realpath(output))
     out_names = {out.name, f"{out.name}.sha256"}
 
@@ -274,9 +343,15 @@ def output_sink(out: Path, split: int | None, written: list[Path]) -> Iterator[S
     whatever archive had that name, whole or split: writing ``out`` whole
     removes an earlier ``out.000``... set, writing it split removes an earlier
     whole ``out``, so a reader never finds the old one first. ``out`` is checked first
-    (:func:`check_output_path`): a symlink is written through, a special file refused.
+    (:func:`check_archive_output`): a symlink is written through, a special file refused,
+    and ``-`` is standard output, written as the tar goes.
     """
-    out = check_output_path(out)
+    out = check_archive_output(out, split=split)
+    if is_stdout(out):
+        with stdout_sink() as sink:
+            yield sink
+        written.append(out)
+        return
     if split is None:
         with atomic_file(out) as sink:
             yield sink

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import click
 
-from .options import json_option, parse_split_option, quiet_option, split_option
+from .options import (
+    json_option,
+    parse_split_option,
+    quiet_option,
+    split_option,
+    summary_to_stderr,
+)
 
 
 @click.command("assemble")
 @click.argument("plan_dir", metavar="DIR", type=click.Path(path_type=Path))
 @click.option(
-    "-o", "--output", required=True, help="Output archive (or directory/ for --format oci)."
+    "-o",
+    "--output",
+    required=True,
+    help="Output archive (or directory/ for --format oci); - writes the archive to standard "
+    "output.",
 )
 @click.option(
     "--format",
@@ -48,6 +58,7 @@ def command(
     from ..util.progress import choose_progress, count, human_size
     from ..verbs.assemble import assemble
 
+    to_stderr = summary_to_stderr(output, as_json)
     progress = choose_progress(quiet or as_json)
     try:
         result = assemble(
@@ -65,8 +76,9 @@ def command(
         return
     click.echo(
         f"checked {count(result.checked_files, 'file')} ({human_size(result.checked_bytes)}); "
-        f"wrote {result.describe()}"
+        f"wrote {result.describe()}",
+        err=to_stderr,
     )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
-        click.echo(f"  {image.reference} {platforms} {image.digest}")
+        click.echo(f"  {image.reference} {platforms} {image.digest}", err=to_stderr)

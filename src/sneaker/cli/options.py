@@ -215,3 +215,16 @@ split_option = click.option(
     help="Write the archive in parts of at most SIZE: bytes, or with K/M/G (powers of 1024) "
     "or KB/MB/GB; or a medium: fat32 (4 GiB less one byte), cd (700M), dvd, bd.",
 )
+
+
+def summary_to_stderr(output: str | None, as_json: bool) -> bool:
+    """Whether a writing command's summary goes to standard error: when the archive goes to
+    standard output (``-o -``), which ``--json`` then cannot use (refused)."""
+    if output != "-":
+        return False
+    if as_json:
+        raise UsageError(
+            "--json and -o - both write to standard output",
+            hint="write the archive to a file with -o FILE, or leave out --json",
+        )
+    return True

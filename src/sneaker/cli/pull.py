@@ -21,6 +21,7 @@ from .options import (
     quiet_option,
     registry_options,
     split_option,
+    summary_to_stderr,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +32,12 @@ if TYPE_CHECKING:
 @click.argument("images", nargs=-1)
 @images_file_option
 @from_option
-@click.option("-o", "--output", help="Output archive (or directory/ for --format oci).")
+@click.option(
+    "-o",
+    "--output",
+    help="Output archive (or directory/ for --format oci); - writes the archive to standard "
+    "output (e.g. | docker load).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -113,6 +119,7 @@ def command(
             "-f - and --password-stdin both read standard input",
             hint="put the image list in a file, or the password in docker's config (sneaker login)",
         )
+    to_stderr = summary_to_stderr(output, as_json)
     if output is not None:
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
     options = registry.build()
@@ -145,15 +152,19 @@ def command(
         return
     from ..util.progress import human_size
 
-    click.echo(f"wrote {result.describe()}")
+    click.echo(f"wrote {result.describe()}", err=to_stderr)
     if result.delta is not None:
         click.echo(
             f"  a delta: {result.delta.describe()} left out (the base has them); "
-            "push it onto a registry that holds the base"
+            "push it onto a registry that holds the base",
+            err=to_stderr,
         )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
         note = (
             " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
         )
-        click.echo(f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}")
+        click.echo(
+            f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}",
+            err=to_stderr,
+        )

@@ -24,6 +24,7 @@ from typing import Any
 from ..archive.docker_archive import write_docker_archive
 from ..archive.oci_layout import write_oci_layout
 from ..archive.split import split_parts
+from ..archive.tar import check_archive_output
 from ..errors import (
     ArchiveError,
     IntegrityError,
@@ -334,6 +335,8 @@ def assemble(
     kind = _output_kind(output, format)
     if split is not None and kind == "oci-layout":
         raise UsageError("--split applies to archives, not to an OCI layout directory")
+    # before checking the plan: - is standard output (not a terminal, not split)
+    check_archive_output(output_path, directory=kind == "oci-layout", split=split)
     pin = Digest.parse(plan_digest) if isinstance(plan_digest, str) else plan_digest
     progress = progress or NullProgress()
 

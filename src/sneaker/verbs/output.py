@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..archive.tar import is_stdout
 from ..util.progress import count, human_size
 
 __all__ = ["FORMAT_NAMES", "WrittenOutput"]
@@ -27,6 +28,11 @@ class WrittenOutput:
     parts: list[Path] = field(default_factory=list)
 
     @property
+    def streamed(self) -> bool:
+        """Whether the archive went to standard output (``-o -``)."""
+        return is_stdout(self.output)
+
+    @property
     def size(self) -> int:
         if self.parts:
             return sum(p.stat().st_size for p in self.parts)
@@ -35,11 +41,15 @@ class WrittenOutput:
         return self.output.stat().st_size
 
     def describe(self) -> str:
-        """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``."""
+        """``bundle.tar (docker archive, 1.2 GB)`` or ``3 parts of bundle.tar (...)``, or
+        ``the docker archive to standard output``."""
+        kind = FORMAT_NAMES.get(self.format, self.format)
+        if self.streamed:
+            return f"the {kind} to standard output"
         where = str(self.output)
         if self.parts:
             where = f"{count(len(self.parts), 'part')} of {self.output}"
-        return f"{where} ({FORMAT_NAMES.get(self.format, self.format)}, {human_size(self.size)})"
+        return f"{where} ({kind}, {human_size(self.size)})"
 
     def output_json(self) -> dict[str, Any]:
         return {

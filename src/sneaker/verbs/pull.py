@@ -17,7 +17,7 @@ from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
 from ..archive.docker_archive import write_docker_archive
 from ..archive.oci_layout import write_oci_layout
 from ..archive.split import split_parts
-from ..archive.tar import check_output_path
+from ..archive.tar import check_archive_output
 from ..errors import UsageError
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
@@ -196,8 +196,8 @@ def pull(
     if split is not None and kind == "oci-layout":
         raise UsageError("--split applies to archives, not to an OCI layout directory")
     # before any download: a device, fifo or missing directory is refused, a symlink
-    # is written through
-    output_path = check_output_path(output_path, directory=kind == "oci-layout")
+    # is written through, - is standard output (not a terminal, not split)
+    output_path = check_archive_output(output_path, directory=kind == "oci-layout", split=split)
     progress = progress or NullProgress()
 
     with ExitStack() as stack:

@@ -27,6 +27,9 @@ The modules, from the bottom up:
 - :mod:`.handlers`: one function per endpoint, a ``Request`` in, a ``Reply`` out;
 - :mod:`.routes`: the route table (methods, path pattern, handler), matched in
   one place;
+- :mod:`.pool`: the bounded set of worker threads connections are served on;
+- :mod:`.tls`: the server's TLS context, one connection's handshake, a TLS client
+  met on the plain listener;
 - :mod:`.server`: connections, writing replies, :class:`RegistryServer`, :func:`serve`.
 
 Where what comes next goes:
@@ -35,11 +38,8 @@ Where what comes next goes:
   repository, the manifests that name a ``subject``; a handler answers the
   OCI image index of those (``artifactType`` filter from the query); one row in
   the route table, above ``bad-name``;
-- TLS: the server's listening socket is wrapped with an ``ssl.SSLContext``
-  (:class:`RegistryServer` takes one, ``url`` says https); handlers do not change;
-- a bounded worker pool: ``_HTTPServer.process_request`` hands connections to
-  a fixed set of threads instead of a thread each (the listen backlog is
-  ``request_queue_size``); handlers do not change.
+- anything about connections (limits, timeouts, TLS options): :mod:`.server` and
+  :mod:`.tls`; handlers do not change.
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ from .protocol import (
     parse_range,
 )
 from .routes import Route, route
-from .server import DEFAULT_ADDR, RegistryServer, serve
+from .server import DEFAULT_ADDR, DEFAULT_MAX_CONNECTIONS, RegistryServer, serve
 
 __all__ = [
     "DEFAULT_ADDR",
+    "DEFAULT_MAX_CONNECTIONS",
     "ByteRange",
     "RangeNotSatisfiable",
     "RegistryServer",
