@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import shaping
-from tests.fixtures.random_images import RandomLayout, make_random_layout
+from tests.fixtures.random_images import RandomLayout, assert_archive_holds, make_random_layout
 from tests.fixtures.registry import RegistryInfo
 from tests.fixtures.seeding import seed_oci_layout
 from tests.fixtures.shaping import ShapingProxy
@@ -50,14 +49,6 @@ def image(registry: RegistryInfo, tmp_path_factory: pytest.TempPathFactory) -> R
 def _cache_json(env: dict[str, str], *args: str | os.PathLike[str], check: bool = True) -> Any:
     result = sneaker("cache", *args, "--json", env=env, check=check, timeout=120)
     return json.loads(result.stdout)
-
-
-def _assert_archive_sound(out: Path, image: RandomLayout) -> None:
-    with tarfile.open(out) as tar:
-        for blob in image.blobs:
-            member = tar.extractfile(f"blobs/sha256/{blob.hex}")
-            assert member is not None, blob.digest
-            assert hashlib.sha256(member.read()).hexdigest() == blob.hex, blob.digest
 
 
 def _foreign_blob(cache: Path) -> Path:
@@ -111,7 +102,7 @@ def test_prune_while_a_pull_runs_removes_only_what_it_does_not_use(
             pull.kill()
             pull.wait()
     assert pull.returncode == 0, stderr.decode()
-    _assert_archive_sound(out, image)
+    assert_archive_holds(out, image)
 
     assert during["in_use_by"] == 1
     # the foreign blob went; the config and the two large layers the pull took stayed, and
@@ -190,4 +181,4 @@ def test_verify_finds_bit_rot_and_the_next_pull_repairs_it(
     )
     assert not path.exists()
     sneaker("pull", "-q", "-o", tmp_path / "b.tar", ref, env=env)
-    _assert_archive_sound(tmp_path / "b.tar", image)
+    assert_archive_holds(tmp_path / "b.tar", image)

@@ -34,6 +34,8 @@ class RegistryAccess:
     username: str | None
     password_stdin: bool
     retries: int
+    low_speed_limit: int
+    low_speed_time: int
 
     def build(self) -> RegistryOptions:
         return build_registry_options(
@@ -43,12 +45,15 @@ class RegistryAccess:
             self.username,
             self.password_stdin,
             self.retries,
+            self.low_speed_limit,
+            self.low_speed_time,
         )
 
 
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
-    handed to the command as one ``registry: RegistryAccess`` argument."""
+    --low-speed-limit, --low-speed-time, handed to the command as one
+    ``registry: RegistryAccess`` argument."""
 
     @functools.wraps(func)
     def with_registry(*args: Any, **kwargs: Any) -> Any:
@@ -83,10 +88,29 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=5,
             show_default=True,
             help=(
-                "Retries for timeouts, resets, 429 and 5xx answers (backoff with jitter; "
-                "429 honours Retry-After). A refused connection is retried as often within "
-                "about a second; a host name that does not resolve is not retried."
+                "Retries for timeouts, resets, 429 and 500/502/503/504 answers (backoff "
+                "with jitter; 429 and 503 honour Retry-After). A refused connection is "
+                "retried as often within about a second; a host name that does not resolve "
+                "is not retried."
             ),
+        ),
+        click.option(
+            "--low-speed-limit",
+            type=click.IntRange(0),
+            default=1024,
+            show_default=True,
+            metavar="BYTES",
+            help="A response arriving slower than BYTES per second on average over "
+            "--low-speed-time is abandoned and retried like a cut connection (as curl's "
+            "option); 0 turns it off.",
+        ),
+        click.option(
+            "--low-speed-time",
+            type=click.IntRange(1),
+            default=30,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long a response may stay below --low-speed-limit (or silent).",
         ),
     ]
     command: Callable[..., Any] = with_registry
@@ -102,6 +126,8 @@ def build_registry_options(
     username: str | None,
     password_stdin: bool,
     retries: int = 5,
+    low_speed_limit: int = 1024,
+    low_speed_time: int = 30,
 ) -> RegistryOptions:
     password = None
     if password_stdin:
@@ -117,6 +143,7 @@ def build_registry_options(
         )
     from .. import __version__
     from ..registry.client import RegistryOptions
+    from ..registry.lowspeed import LowSpeedLimit
 
     # --insecure warns once per registry, when its client is made (sneaker.registry.tls)
     return RegistryOptions(
@@ -127,6 +154,7 @@ def build_registry_options(
         username=username,
         password=password,
         retries=retries,
+        low_speed=LowSpeedLimit(low_speed_limit, float(low_speed_time)),
         user_agent=f"sneaker/{__version__}",
     )
 

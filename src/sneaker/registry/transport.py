@@ -8,7 +8,7 @@
   missing client certificate, say); ``plain_http`` means http. Which one it
   speaks is found by a bare handshake first (no request, no trust store loaded).
 * Retries with capped exponential backoff and jitter for timeouts, resets,
-  502/503/504 and 429 (honouring ``Retry-After``); a refused connection gets
+  500/502/503/504 and 429 (honouring ``Retry-After``, as for 503); a refused connection gets
   the same number of short retries (about a second in all); a name that does
   not resolve, a host the network cannot reach, or a machine with no network,
   none at all
