@@ -36,6 +36,7 @@ class RegistryAccess:
     retries: int
     low_speed_limit: int
     low_speed_time: int
+    authfile: Path | None
 
     def build(self) -> RegistryOptions:
         return build_registry_options(
@@ -47,12 +48,13 @@ class RegistryAccess:
             self.retries,
             self.low_speed_limit,
             self.low_speed_time,
+            authfile=self.authfile,
         )
 
 
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
-    --low-speed-limit, --low-speed-time, handed to the command as one
+    --low-speed-limit, --low-speed-time, --authfile, handed to the command as one
     ``registry: RegistryAccess`` argument."""
 
     @functools.wraps(func)
@@ -112,6 +114,11 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
             metavar="SECONDS",
             help="How long a response may stay below --low-speed-limit (or silent).",
         ),
+        authfile_option(
+            "Read registry credentials from this containers auth.json first (as podman's and "
+            "skopeo's --authfile; default: $REGISTRY_AUTH_FILE, else their login file), then "
+            "~/.config/containers/auth.json and docker's config.json."
+        ),
     ]
     command: Callable[..., Any] = with_registry
     for decorator in reversed(decorators):
@@ -128,6 +135,8 @@ def build_registry_options(
     retries: int = 5,
     low_speed_limit: int = 1024,
     low_speed_time: int = 30,
+    *,
+    authfile: Path | None = None,
 ) -> RegistryOptions:
     password = None
     if password_stdin:
@@ -155,7 +164,18 @@ def build_registry_options(
         password=password,
         retries=retries,
         low_speed=LowSpeedLimit(low_speed_limit, float(low_speed_time)),
+        authfile=authfile,
         user_agent=f"sneaker/{__version__}",
+    )
+
+
+def authfile_option(help: str) -> Callable[[F], F]:
+    """``--authfile FILE``: a containers-auth.json(5) file, as podman and skopeo name it."""
+    return click.option(
+        "--authfile",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help=help,
     )
 
 

@@ -236,8 +236,7 @@ class RegistryClient(Closing):
         self.api_host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
         self._env = env
         self._credential_lock = threading.Lock()
-        self._credential_loaded = False
-        self._credential: Credential | None = None
+        self._credentials: dict[str | None, Credential | None] = {}
         self.transport: HttpTransport = transport or Transport(
             self.api_host, options, env=env, name=registry
         )
@@ -245,19 +244,22 @@ class RegistryClient(Closing):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def credential(self) -> Credential | None:
-        """The credential in use (looked up on first need: anonymous pulls never ask)."""
+    def credential(self, repository: str | None = None) -> Credential | None:
+        """The credential for ``repository`` (None: the registry's own), looked up on first
+        need (anonymous pulls never ask): a namespace may have credentials of its own."""
         with self._credential_lock:
-            if not self._credential_loaded:
-                self._credential = find_credential(
+            if repository not in self._credentials:
+                self._credentials[repository] = find_credential(
                     self.registry,
+                    repository=repository,
                     username=self.options.username,
                     password=self.options.password,
                     docker_config=self.options.docker_config,
+                    authfile=self.options.authfile,
+                    helpers=self.options.credential_helpers,
                     env=self._env,
                 )
-                self._credential_loaded = True
-            return self._credential
+            return self._credentials[repository]
 
     def _send(
         self,
@@ -284,7 +286,7 @@ class RegistryClient(Closing):
             subject=subject,
             method=method,
             url=sent.url,
-            credential=self._credential if self._credential_loaded else None,
+            credential=self._credentials.get(subject.repository),
             attempts=sent.attempts,
         )
 

@@ -56,6 +56,7 @@ __all__ = [
     "endpoint_options",
     "make_client_factory",
     "open_endpoint_client",
+    "with_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,14 @@ _FALLBACK: tuple[type[SneakerError], ...] = (
 )
 #: a mirror gets one retry: the origin is there to fall back on
 MIRROR_RETRIES = 1
+
+
+def with_settings(options: RegistryOptions | None, settings: RegistrySettings) -> RegistryOptions:
+    """``options`` with what the settings files add: registries.conf's credential helpers."""
+    opts = options or DEFAULT_OPTIONS
+    if opts.credential_helpers is None and settings.credential_helpers is not None:
+        opts = replace(opts, credential_helpers=settings.credential_helpers)
+    return opts
 
 
 def endpoint_options(
@@ -139,7 +148,7 @@ class MirroringClient(Closing):
     ) -> None:
         self.registry = normalize_host(registry)
         self.settings = settings
-        self.options = options or DEFAULT_OPTIONS
+        self.options = with_settings(options, settings)
         self._env = env
         self._open = open_client or (
             lambda endpoint: open_endpoint_client(endpoint, self.options, self.registry, self._env)
@@ -411,7 +420,7 @@ class _Clients(Closing, Generic[C]):
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options or DEFAULT_OPTIONS
+        self.options = with_settings(options, settings)
         self._env = env
         self._lock = threading.Lock()
         self._clients: dict[str, C] = {}
