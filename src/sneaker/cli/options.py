@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
     from ..registry.mirrors import ClientFactory
     from ..settings import RegistrySettings
+    from ..verbs.referrers import ReferrerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,6 +122,88 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     command: Callable[..., Any] = with_registry
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+@dataclass(frozen=True)
+class ReferrerChoice:
+    """``--referrers`` and its bounds as given (None: the default)."""
+
+    wanted: bool
+    types: tuple[str, ...]
+    depth: int | None
+    limit: int | None
+
+    def build(self, marked: Collection[str] = ()) -> ReferrerOptions | None:
+        """Whose referrers to carry: every image's with ``--referrers``, else those of the
+        images an images file marks (``marked``: their normalised names); None: nobody's."""
+        from ..transfer.referrers import DEFAULT_DEPTH, DEFAULT_LIMIT, ReferrerPolicy
+        from ..verbs.referrers import ReferrerOptions
+
+        if not self.wanted and not marked:
+            if self.types or self.depth is not None or self.limit is not None:
+                raise UsageError(
+                    "--referrers-type, --referrers-depth and --referrers-max apply with "
+                    "--referrers",
+                    hint="add --referrers (or mark images with --referrers in an images file)",
+                )
+            return None
+        policy = ReferrerPolicy(
+            depth=DEFAULT_DEPTH if self.depth is None else self.depth,
+            limit=DEFAULT_LIMIT if self.limit is None else self.limit,
+            types=frozenset(self.types),
+        )
+        return ReferrerOptions(policy, None if self.wanted else frozenset(marked))
+
+
+def referrer_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--referrers, --referrers-type, --referrers-depth, --referrers-max, handed to the
+    command as one ``referrers: ReferrerChoice`` argument."""
+
+    @functools.wraps(func)
+    def with_referrers(*args: Any, **kwargs: Any) -> Any:
+        given = (kwargs.pop(f"referrers_{f.name}") for f in fields(ReferrerChoice))
+        choice = ReferrerChoice(*given)
+        return func(*args, referrers=choice, **kwargs)
+
+    decorators = [
+        click.option(
+            "--referrers",
+            "referrers_wanted",
+            is_flag=True,
+            help="Also carry what refers to each image (and each platform's manifest): "
+            "OCI 1.1 referrers (referrers API, else the sha256-<hex> tag) and cosign's "
+            "sha256-<hex>.sig/.att/.sbom tags, and theirs in turn. Needs --format oci "
+            "(its default then).",
+        ),
+        click.option(
+            "--referrers-type",
+            "referrers_types",
+            multiple=True,
+            metavar="TYPE",
+            help="Keep only referrers of this artifactType (cosign's tag attachments count as "
+            "application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json). Repeatable.",
+        ),
+        click.option(
+            "--referrers-depth",
+            "referrers_depth",
+            type=click.IntRange(1, 16),
+            default=None,
+            metavar="N",
+            help="Follow referrers of referrers N levels down.  [default: 4]",
+        ),
+        click.option(
+            "--referrers-max",
+            "referrers_limit",
+            type=click.IntRange(1, 100_000),
+            default=None,
+            metavar="N",
+            help="Take at most N referrers per image.  [default: 256]",
+        ),
+    ]
+    command: Callable[..., Any] = with_referrers
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
@@ -240,14 +323,16 @@ images_file_option = click.option(
     "images_files",
     multiple=True,
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
+    help="Read references from FILE, one a line ('#' comments; 'REF --referrers' carries "
+    "that image's referrers too); '-' is standard input.",
 )
 from_option = click.option(
     "--from",
     "from_files",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
+    help="Take the image: references of a docker-compose file or Kubernetes YAML, or the "
+    "Images and OCI Charts of a Hauler manifest.",
 )
 platform_option = click.option(
     "--platform",

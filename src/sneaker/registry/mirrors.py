@@ -40,7 +40,7 @@ from ..image.model import Descriptor
 from ..settings import RegistrySettings, load_settings
 from ..settings.endpoints import Endpoint, ResolvedEndpoints, normalize_host
 from ..util.closing import Closing
-from .client import BlobResponse, RegistryClient
+from .client import BlobResponse, Referrers, RegistryClient
 from .loopback import is_loopback_host
 from .options import DEFAULT_OPTIONS, RegistryOptions
 from .reader import RegistryReader
@@ -352,6 +352,19 @@ class MirroringClient(Closing):
             f"blob {digest}",
             lambda client, repo: client.blob_exists(repo, digest),
             absent=lambda size: size is None,
+        )
+
+    def referrers(
+        self, repository: str, digest: Digest, artifact_type: str | None = None
+    ) -> Referrers | None:
+        """The referrers list of the first endpoint that has the referrers API; None when no
+        endpoint has it (the origin's answer, as ever, is final)."""
+        return self._attempt(
+            repository,
+            None,
+            f"referrers of {digest}",
+            lambda client, repo: client.referrers(repo, digest, artifact_type),
+            absent=lambda found: found is None,
         )
 
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
