@@ -43,15 +43,20 @@ def isolated_env(
     root: Path, *, cache: str = "cache", inherit: bool = False, **extra: str
 ) -> dict[str, str]:
     """Environment for a sneaker subprocess into which nothing of this machine leaks: an
-    empty docker config, a cache of its own (``root/cache``), no registries.conf and no
-    daemon.json; ``extra`` is added. ``inherit`` starts from this process's environment
-    without its proxy variables, for a subprocess given exactly this environment."""
+    empty docker config, no podman or skopeo login (``XDG_RUNTIME_DIR`` and
+    ``XDG_CONFIG_HOME`` of its own, no ``REGISTRY_AUTH_FILE``), a cache of its own
+    (``root/cache``), no registries.conf and no daemon.json; ``extra`` is added.
+    ``inherit`` starts from this process's environment without its proxy variables,
+    for a subprocess given exactly this environment."""
     config = root / "docker-config"
     config.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} if inherit else {}
     env.update(
         {
             "DOCKER_CONFIG": str(config),
+            "XDG_RUNTIME_DIR": str(root / "xdg-run"),
+            "XDG_CONFIG_HOME": str(root / "xdg-config"),
+            "REGISTRY_AUTH_FILE": "",
             "SNEAKER_CACHE_DIR": str(root / cache),
             "CONTAINERS_REGISTRIES_CONF": str(root / "no-registries.conf"),
             "SNEAKER_DAEMON_JSON": "",

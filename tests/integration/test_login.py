@@ -86,11 +86,15 @@ def _b64(user: str, password: str) -> str:
 
 @pytest.fixture
 def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A DOCKER_CONFIG directory whose config.json already holds unrelated entries."""
+    """A DOCKER_CONFIG directory whose config.json already holds unrelated entries (and no
+    podman or skopeo login of the machine's: their files are looked for in tmp_path)."""
     directory = tmp_path / "docker-config"
     directory.mkdir()
     (directory / "config.json").write_text(json.dumps(OTHER_ENTRIES, indent=2))
     monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg-run"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     return directory
 
 
@@ -245,15 +249,21 @@ def test_login_prompts_when_no_password_stdin(
     assert config(docker_config)["auths"][token_registry.host] == {"auth": _b64(user, password)}
 
 
-@pytest.fixture
-def credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_config: Path) -> Path:
-    """``docker-credential-sneakertest`` on PATH, named by config.json's credsStore."""
-    bin_dir = tmp_path / "bin"
+def install_helper(directory: Path) -> tuple[Path, Path]:
+    """``docker-credential-sneakertest`` in ``directory/bin``; returns (that PATH entry,
+    the store file it keeps its secrets in: ``SNEAKERTEST_CRED_FILE``)."""
+    bin_dir = directory / "bin"
     bin_dir.mkdir()
     program = bin_dir / f"docker-credential-{HELPER_NAME}"
     program.write_text(HELPER_SCRIPT.format(python=sys.executable))
     program.chmod(0o755)
-    store = tmp_path / "helper-store.json"
+    return bin_dir, directory / "helper-store.json"
+
+
+@pytest.fixture
+def credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_config: Path) -> Path:
+    """``docker-credential-sneakertest`` on PATH, named by config.json's credsStore."""
+    bin_dir, store = install_helper(tmp_path)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("SNEAKERTEST_CRED_FILE", str(store))
     (docker_config / "config.json").write_text(

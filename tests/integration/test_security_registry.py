@@ -15,9 +15,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import os
 import re
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -365,6 +368,56 @@ def test_mutual_tls_through_the_cli_and_home_certs_d(
     )  # fmt: skip
     assert json.loads(result.stdout)["images"][0]["digest"] == digest
     assert result.stderr == ""
+
+
+def test_mutual_tls_with_podmans_certs_d_that_skopeo_reads_too(
+    mtls: tuple[MutualTLSRegistry, str], tmp_path: Path
+) -> None:
+    """~/.config/containers/certs.d/HOST, the containers convention: skopeo (no
+    --cert-dir) and sneaker read the same directory."""
+    registry, digest = mtls
+    home = tmp_path / "home"
+    registry.certs_d(home / ".config" / "containers" / "certs.d")
+    ref = f"{registry.host}/sec/mtls:1"
+    raw = skopeo("inspect", "--raw", f"docker://{ref}", env={"HOME": str(home)}).stdout
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == digest
+    result = sneaker(
+        "pull", "--json", "-o", tmp_path / "mtls.tar", ref,
+        env=isolated_env(tmp_path, HOME=str(home)),
+    )  # fmt: skip
+    assert json.loads(result.stdout)["images"][0]["digest"] == digest
+    assert result.stderr == ""
+
+
+def test_the_first_client_certificate_found_is_the_one_presented(
+    mtls: tuple[MutualTLSRegistry, str], tmp_path: Path
+) -> None:
+    """SNEAKER_CERTS_D replaces the base directories (as /etc/containers/certs.d and
+    /etc/docker/certs.d would be, after the user's): every one's CA is trusted, the
+    first client certificate found is presented."""
+    from tests.fixtures.pki import make_tls_files
+
+    registry, digest = mtls
+    right = registry.certs_d(tmp_path / "etc-containers-certs.d", ca=False)
+    wrong = tmp_path / "etc-docker-certs.d"
+    stranger = make_tls_files(tmp_path / "other-ca")  # a pair the registry never issued
+    (wrong / registry.host).mkdir(parents=True)
+    (wrong / registry.host / "client.cert").write_bytes(stranger.server_cert.read_bytes())
+    (wrong / registry.host / "client.key").write_bytes(stranger.server_key.read_bytes())
+    (wrong / registry.host / "ca.crt").write_bytes(registry.server.ca_cert.read_bytes())
+    ref = f"{registry.host}/sec/mtls:1"
+
+    def pull_with(*bases: Path) -> subprocess.CompletedProcess[str]:
+        env = isolated_env(tmp_path, SNEAKER_CERTS_D=os.pathsep.join(map(str, bases)))
+        return sneaker("pull", "-q", "--retries", "0", "-o", tmp_path / "x.tar", ref,
+                       env=env, check=False)  # fmt: skip
+
+    done = pull_with(right, wrong)  # the CA from the second, the client pair from the first
+    assert done.returncode == 0, done.stderr
+    refused = pull_with(wrong, right)  # the stranger's pair is presented, and refused
+    assert refused.returncode == 6
+    assert refused.stderr.startswith(f"error: TLS handshake with {registry.host} failed: ")
+    assert digest
 
 
 def test_without_the_client_certificate_the_pull_fails_with_one_tls_line(

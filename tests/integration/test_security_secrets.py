@@ -3,8 +3,9 @@
 * Failing pulls run with ``--debug`` (full traces) against the token registry
   (through the loopback fault proxy, which records every ``Authorization`` it
   relays, so the bearer tokens sneaker used are known) and against the htpasswd
-  TLS registry: the password, its Basic encoding, the identity token and every
-  bearer token are absent from stdout and stderr.
+  TLS registry: the password (given, or from config.json or a containers auth.json),
+  its Basic encoding, the identity token and every bearer token are absent from
+  stdout and stderr.
 * Credentials never reach a mirror or another registry named in the same
   command (a hostile registry records the headers it gets).
 * The password is never in a running sneaker's command line or environment.
@@ -42,13 +43,17 @@ MakeProxy = Callable[..., FaultProxy]
 
 
 def clean_env(tmp_path: Path, config: dict[str, object] | None = None) -> dict[str, str]:
-    """A docker config of our own (``config`` as its config.json) and nothing of the machine's."""
+    """A docker config of our own (``config`` as its config.json) and nothing of the machine's
+    (no podman or skopeo login either)."""
     directory = tmp_path / "docker-config"
     directory.mkdir(exist_ok=True)
     if config is not None:
         (directory / "config.json").write_text(json.dumps(config))
     return {
         "DOCKER_CONFIG": str(directory),
+        "XDG_RUNTIME_DIR": str(tmp_path / "xdg-run"),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "REGISTRY_AUTH_FILE": "",
         "SNEAKER_CACHE_DIR": str(tmp_path / "cache"),
         "CONTAINERS_REGISTRIES_CONF": str(tmp_path / "no-registries.conf"),
         "SNEAKER_DAEMON_JSON": "",
@@ -131,6 +136,26 @@ def test_debug_trace_of_a_refused_password_does_not_show_it(
         env=clean_env(tmp_path), stdin=wrong + "\n",
     )  # fmt: skip
     assert_hidden(output, [wrong, basic(user, wrong)])
+
+
+def test_debug_trace_of_a_refused_password_from_an_auth_json_does_not_show_it(
+    token_registry: TokenRegistryInfo, tokened: FaultProxy, tmp_path: Path
+) -> None:
+    """Credentials from podman's files (here --authfile, with a namespace key and the
+    registry's key): the error names the file, never the password or its encoding."""
+    user = token_registry.username
+    assert user
+    wrong = "a-wrong-password-kept-in-an-auth-json"
+    other = "the-registry-key-password-never-used-here"
+    authfile = tmp_path / "auth.json"
+    entries = {f"{tokened.host}/private": basic(user, wrong), tokened.host: basic(user, other)}
+    authfile.write_text(json.dumps({"auths": {k: {"auth": v} for k, v in entries.items()}}))
+    output = failing_debug_pull(
+        f"{tokened.host}/private/app:1", tmp_path, AuthError.exit_code,
+        "--authfile", str(authfile), env=clean_env(tmp_path),
+    )  # fmt: skip
+    assert f"(from {authfile})" in output
+    assert_hidden(output, [wrong, basic(user, wrong), other, basic(user, other)])
 
 
 def test_identity_token_from_config_json_is_used_and_never_shown(

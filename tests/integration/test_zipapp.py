@@ -8,6 +8,7 @@ built file's ``__main__`` under this Python with ``sys.version_info`` set to 3.9
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.registry import MakeRegistry
+from tests.fixtures.registry import MakeRegistry, RegistryInfo
 from tests.fixtures.seeding import Seeded
 from tests.fixtures.tools import skopeo
 from tests.helpers import REPO_ROOT, run
@@ -88,6 +89,72 @@ def test_zipapp_has_no_compiled_modules(pyz: Path) -> None:
     assert "__main__.py" in names
     assert "sneaker/cli/main.py" in names
     assert not [n for n in names if n.endswith((".so", ".pyd"))]
+    # rich's syntax highlighting and markdown dependencies: never imported by its progress bars
+    unused = ("pygments", "markdown_it", "mdurl")
+    assert not [n for n in names if n.split("/")[0].split("-")[0] in unused]
+    assert "rich/progress.py" in names
+    assert "truststore/_api.py" in names  # the OS trust store, pure Python
+
+
+def test_zipapp_pulls_over_tls_with_the_os_trust_store_and_a_ca(
+    pyz: Path, tmp_path: Path, seeded: Seeded, tls_registry: RegistryInfo
+) -> None:
+    """truststore, inside the file, verifies the registry: refused without its CA, pulled
+    with --ca-cert (and with a login from an auth.json, as podman writes it)."""
+    assert tls_registry.ca_cert is not None
+    assert tls_registry.username
+    assert tls_registry.password
+    auth = base64.b64encode(f"{tls_registry.username}:{tls_registry.password}".encode())
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {tls_registry.host: {"auth": auth.decode()}}}))
+    args = ["pull", "-q", "--retries", "0", "--authfile", str(authfile), seeded.tls.ref]
+    refused = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), *args, "-o", "refused.tar"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert refused.returncode == 6, refused.stderr
+    assert "certificate verify failed" in refused.stderr
+    _isolated(pyz, *args, "--ca-cert", tls_registry.ca_cert, "-o", "tls.tar", cwd=tmp_path)
+    assert (tmp_path / "tls.tar").is_file()
+
+
+def test_zipapp_draws_rich_progress_on_a_terminal(
+    pyz: Path, tmp_path: Path, seeded: Seeded
+) -> None:
+    """On a terminal the pull draws rich's bars: nothing rich needs was left out."""
+    import pty
+
+    leader, follower = pty.openpty()
+    drawn = b""
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(pyz), "pull", seeded.app.ref, "-o", "app.tar"],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "TERM": "xterm",
+                 "SNEAKER_CACHE_DIR": str(tmp_path / "c")},
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        while True:  # read as it draws: a full terminal buffer would stop the child
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child exited and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        returncode = proc.wait(timeout=600)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    text = drawn.decode("utf-8", "replace")
+    assert returncode == 0, text
+    assert "Traceback" not in text
+    assert "total" in text  # the total bar
+    assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines
+    assert (tmp_path / "app.tar").is_file()
 
 
 def test_zipapp_pulls_and_pushes_without_site_packages(
@@ -155,3 +222,90 @@ def test_zipapp_runs_on_every_python_from_3_10_found(pyz: Path, tmp_path: Path) 
         out = _isolated(pyz, "--version", cwd=tmp_path, python=python)
         assert out.startswith("sneaker "), (version, out)
         assert f"(Python {version[0]}.{version[1]}." in out
+
+
+def _zstd_archive(root: Path) -> Path:
+    """An OCI layout tar whose two layers are zstd (compressed with backports.zstd)."""
+    from backports import zstd
+
+    from sneaker.image import mediatypes as mt
+    from tests.unit.test_verify import REF, Layout, tar_of
+
+    layout = Layout(root / "zstd-layout")
+    desc = layout.image(
+        [{"etc/os-release": b"ID=zstd\n"}, {"app/run.sh": b"echo zstd\n" * 50}],
+        compress=zstd.compress,
+        layer_type=mt.OCI_LAYER_ZSTD,
+    )
+    layout.name(desc, REF)
+    return tar_of(layout.root)
+
+
+def test_zipapp_reads_zstd_layers_where_python_has_compression_zstd(
+    pyz: Path, tmp_path: Path
+) -> None:
+    """Python 3.14's compression.zstd is what the zipapp reads zstd with. This machine's
+    Python is older, so backports.zstd (PEP 784's backport, the same module) stands in
+    under that name, on a path of its own: nothing else of site-packages is visible."""
+    import backports.zstd
+
+    archive = _zstd_archive(tmp_path)
+    standin = tmp_path / "standin"
+    (standin / "compression" / "zstd").mkdir(parents=True)
+    (standin / "backports").symlink_to(Path(backports.zstd.__file__).parent.parent)
+    (standin / "compression" / "__init__.py").write_text("")
+    (standin / "compression" / "zstd" / "__init__.py").write_text("from backports.zstd import *\n")
+
+    def with_stdlib_zstd(*args: str) -> subprocess.CompletedProcess[str]:
+        code = (
+            f"import runpy, sys; sys.path.insert(0, {str(standin)!r}); "
+            f"sys.argv = [{str(pyz)!r}, *{list(args)!r}]; "
+            f"runpy.run_path({str(pyz)!r}, run_name='__main__')"
+        )
+        return subprocess.run(
+            [sys.executable, "-I", "-S", "-c", code],
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+
+    version = with_stdlib_zstd("--version")
+    assert version.returncode == 0, version.stderr
+    assert "; zstd: compression.zstd)" in version.stdout
+    checked = with_stdlib_zstd("verify", "--deep", str(archive))
+    assert checked.returncode == 0, checked.stderr
+    unpacked = with_stdlib_zstd("unpack", str(archive), str(tmp_path / "root"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert (tmp_path / "root" / "app" / "run.sh").read_bytes() == b"echo zstd\n" * 50
+
+    # the same file on the same Python without it: one line saying what to install
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), "unpack", str(archive), str(tmp_path / "r2")],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "is zstd-compressed and this Python has no zstd module" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_completion_through_the_zipapp(pyz: Path, tmp_path: Path) -> None:
+    """Printed by 'python3 sneaker.pyz completion bash', the script defines a sneaker
+    function running that Python on that file, and completes by asking the file."""
+    from tests.integration.test_completion_shells import bash_completions
+
+    text = _isolated(pyz, "completion", "bash", cwd=tmp_path)
+    assert f'sneaker() {{ {sys.executable} {pyz} "$@"; }}' in text
+    path = tmp_path / "completion.bash"
+    path.write_text(text)
+    assert bash_completions(path, "sneaker", "pu") == ["pull", "push"]
+    assert bash_completions(path, "sneaker", "completion", "p") == ["powershell"]
+    version = run(
+        ["bash", "--norc", "--noprofile", "-c", f"source '{path}'; sneaker --version"],
+        cwd=tmp_path,
+    )
+    assert version.stdout.startswith("sneaker ")
+
+    powershell = _isolated(pyz, "completion", "powershell", cwd=tmp_path)
+    assert "-CommandName @('py', 'python', 'python3')" in powershell
+    assert f"if ($program -ne '{pyz.name}') {{ return }}" in powershell
+    assert f"& '{sys.executable}' '{pyz}'" in powershell

@@ -148,3 +148,33 @@ def test_output_that_is_not_a_file_is_refused_before_any_download(
     assert capsys.readouterr().err.splitlines()[0] == (
         "error: cannot write /nonexistent-dir/x.tar: directory /nonexistent-dir does not exist"
     )
+
+
+def test_referrers_need_an_oci_archive(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pull", "ubuntu", "--referrers", "--format", "docker", "-q"])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --referrers needs an OCI archive: signatures, attestations and SBOMs are OCI "
+        "artifacts, which a docker archive does not hold",
+        "hint: use --format oci (the default with --referrers)",
+    ]
+
+
+def test_referrers_bounds_need_referrers(capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in (["--referrers-type", "application/spdx+json"], ["--referrers-max", "3"]):
+        assert main(["pull", "ubuntu", *extra, "-q"]) == 2
+        assert capsys.readouterr().err.splitlines()[0] == (
+            "error: --referrers-type, --referrers-depth and --referrers-max apply with --referrers"
+        )
+
+
+def test_referrers_help_shows_the_defaults() -> None:
+    from click.testing import CliRunner
+
+    from sneaker.cli.main import cli
+    from sneaker.transfer.referrers import DEFAULT_DEPTH, DEFAULT_LIMIT
+
+    for verb in ("pull", "plan"):
+        text = " ".join(CliRunner().invoke(cli, [verb, "--help"]).output.split())
+        assert f"Follow referrers of referrers N levels down. [default: {DEFAULT_DEPTH}]" in text
+        assert f"Take at most N referrers per image. [default: {DEFAULT_LIMIT}]" in text

@@ -21,6 +21,7 @@ from sneaker.image.inventory import Inventory
 from sneaker.image.model import Descriptor, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import Reference
+from sneaker.registry.client import StoredManifest
 from sneaker.verbs.pull import plan_delta
 from sneaker.verbs.push import TargetPrefix, push
 from sneaker.verbs.pushplan import mount_sources
@@ -314,11 +315,13 @@ class FakeRegistry:
     def head_manifest(self, repository: str, identifier: str) -> Descriptor | None:
         return None
 
-    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
+    def store_manifest(
+        self, repository: str, reference: str, raw: bytes, media_type: str
+    ) -> StoredManifest:
         for desc in _blobs_of(raw):
             assert desc.digest in self.blobs.get(repository, set()), "BLOB_UNKNOWN"
         self.manifests[(repository, reference)] = raw
-        return Digest.of_bytes(raw)
+        return StoredManifest(Digest.of_bytes(raw))
 
 
 def _blobs_of(raw: bytes) -> tuple[Descriptor, ...]:

@@ -9,9 +9,12 @@ import pytest
 
 from sneaker.errors import ConfigError, InvalidReference, UsageError
 from sneaker.verbs.imagelist import (
+    ImageEntry,
+    collect_entries,
     collect_images,
     expand_variables,
     images_from_yaml,
+    read_image_entries,
     read_images_file,
 )
 
@@ -285,3 +288,35 @@ def test_expand_variables_required_message() -> None:
     with pytest.raises(ConfigError) as info:
         expand_variables("app:${T:?set the tag}", {}, "f line 2")
     assert info.value.message == "f line 2: variable T: set the tag"
+
+
+# -- per-image options ---------------------------------------------------------------------
+
+
+def test_images_file_marks_images_whose_referrers_go_along(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "images.txt",
+        "ghcr.io/org/app:1.0 --referrers   # with its signatures and SBOMs\n"
+        "nginx:1.27\n"
+        "docker.io/library/nginx:1.27  --referrers\n",  # the same image: marked
+    )
+    assert read_image_entries(path) == [
+        ImageEntry("ghcr.io/org/app:1.0", referrers=True),
+        ImageEntry("nginx:1.27", referrers=True),
+    ]
+    assert read_images_file(path) == ["ghcr.io/org/app:1.0", "nginx:1.27"]
+    entries = collect_entries(["alpine", "ghcr.io/org/app:1.0"], [path])
+    assert [(e.key, e.referrers) for e in entries] == [
+        ("docker.io/library/alpine:latest", False),
+        ("ghcr.io/org/app:1.0", True),
+        ("docker.io/library/nginx:1.27", True),
+    ]
+
+
+def test_images_file_unknown_option_names_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "images.txt", "nginx:1.27\nubuntu latest\n")
+    with pytest.raises(UsageError) as caught:
+        read_images_file(path)
+    assert caught.value.message == f"{path} line 2: unknown option 'latest' after the image"
+    assert caught.value.hint == "a line is a reference, then any of: --referrers"

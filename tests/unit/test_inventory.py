@@ -367,3 +367,13 @@ def test_command_writes_and_prints(tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
     assert main(["inventory", str(tmp_path / "nope.tar")]) == 2
     assert "no such archive" in capsys.readouterr().err
+
+
+def test_registry_walk_reads_tags_that_start_like_a_digest() -> None:
+    """cosign's ``sha256-<hex>.sig`` and the referrers fallback tag ``sha256-<hex>`` are tags."""
+    client, amd, _, _ = _registry_fixture()
+    tag = f"sha256-{amd.digest.hex}.sig"
+    client.repos["base/app"][tag] = amd.raw
+    inventory = _walk(client, [("base/app", tag)])
+    assert inventory.complete
+    assert set(inventory.blobs) == {d.digest for d in amd.blobs}

@@ -7,9 +7,7 @@ import gzip
 import hashlib
 import io
 import lzma
-import sys
 import tarfile
-from typing import Any
 
 import pytest
 
@@ -32,13 +30,6 @@ TAR = small_tar()
 TAR_DIFF_ID = "sha256:" + hashlib.sha256(TAR).hexdigest()
 
 
-def _zstandard() -> Any:
-    """zstandard is a test dependency (the ``test`` extra): missing, these tests fail."""
-    import zstandard
-
-    return zstandard
-
-
 @pytest.mark.parametrize(
     ("compress", "media_type"),
     [
@@ -59,39 +50,6 @@ def test_codecs_are_sniffed(compress: object, media_type: str) -> None:
     assert (str(digest), size) == (TAR_DIFF_ID, len(TAR))
     with tarfile.open(fileobj=open_layer_stream(io.BytesIO(blob), media_type), mode="r|") as tar:
         assert [m.name for m in tar] == ["hello.txt"]
-
-
-def test_zstd_layer_when_zstandard_is_installed() -> None:
-    zstandard = _zstandard()
-    blob = zstandard.ZstdCompressor().compress(TAR)
-    digest, size = diff_id_of(io.BytesIO(blob), mt.OCI_LAYER_ZSTD)
-    assert (str(digest), size) == (TAR_DIFF_ID, len(TAR))
-
-
-def test_zstd_opening_with_a_skippable_frame() -> None:
-    zstandard = _zstandard()
-    skippable = b"\x50\x2a\x4d\x18" + (4).to_bytes(4, "little") + b"meta"
-    blob = skippable + zstandard.ZstdCompressor().compress(TAR)
-    digest, _size = diff_id_of(io.BytesIO(blob), mt.OCI_LAYER_ZSTD)
-    assert str(digest) == TAR_DIFF_ID
-
-
-def test_zstd_without_zstandard_names_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "zstandard", None)
-    blob = b"\x28\xb5\x2f\xfd" + b"\x00" * 32
-    with pytest.raises(UnsupportedError, match="optional 'zstandard' module") as info:
-        open_layer_stream(io.BytesIO(blob), mt.OCI_LAYER_ZSTD, what="layer sha256:abc")
-    assert str(info.value).startswith("layer sha256:abc is zstd-compressed")
-    assert info.value.hint == "pip install zstandard"
-
-
-def test_damaged_zstd_is_an_integrity_error() -> None:
-    zstandard = _zstandard()
-
-    blob = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(TAR))
-    blob[len(blob) // 2] ^= 0xFF
-    with pytest.raises(IntegrityError, match="damaged zstd data"):
-        diff_id_of(io.BytesIO(bytes(blob)), mt.OCI_LAYER_ZSTD)
 
 
 def test_encrypted_layer_is_unsupported() -> None:

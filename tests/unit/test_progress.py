@@ -280,7 +280,7 @@ def test_rich_rows_fit_80_columns_and_24_rows_with_the_total_row_last() -> None:
     assert all(cell_len(line) <= 80 for line in lines)
     assert lines[-2].startswith("… and ")
     assert "more in progress" in lines[-2]
-    assert lines[-1].startswith("0/31 blobs")
+    assert lines[-1].startswith("total 0/31 blobs")
     assert "4.0/310.0 MB" in lines[-1]
     assert "4.0 MB/s" in lines[-1]  # the rate from the first second on
     assert "/app:v1.2.3 000000000000" in lines[0]
@@ -299,7 +299,8 @@ def test_rich_finished_rows_disappear_and_the_total_stays_fixed() -> None:
     progress.start("c", "img:1 cccccccccccc", 5 * MB)
     progress.finish("c", "cached")
     lines = draw(progress, console, out)
-    assert [line.split()[0] for line in lines] == ["img:1", "2/3"]
+    assert [line.split()[0] for line in lines] == ["img:1", "total"]
+    assert lines[1].startswith("total 2/3 blobs")
     assert "bbbbbbbbbbbb" in lines[0]
     assert "7.0/10.0 MB" in lines[1]
     progress.advance("b", 3 * MB)
@@ -307,7 +308,7 @@ def test_rich_finished_rows_disappear_and_the_total_stays_fixed() -> None:
     clock.wait(2)
     final = draw(progress, console, out)
     assert len(final) == 1
-    assert re.search(r"3/3 blobs .* 10\.0/10\.0 MB .*0:03$", final[0])
+    assert re.search(r"^total 3/3 blobs .* 10\.0/10\.0 MB .*0:03$", final[0])
 
 
 @pytest.mark.parametrize("width", [40, 60, 80, 120, 200])

@@ -389,3 +389,27 @@ def test_no_credentials_for_another_host() -> None:
     sent, _ = drive(auth, elsewhere, scopes_for_pull("a"), lambda r: resp(201, r.url))
     assert len(sent) == 1
     assert "Authorization" not in sent[0].headers
+
+
+def test_each_repository_gets_its_own_credential_and_token() -> None:
+    """A namespace may have credentials of its own (auth.json keys such as host/team):
+    the flow asks the provider for the repository the request's scopes name."""
+    server = BearerRegistry()
+    asked: list[str | None] = []
+
+    def provider(repository: str | None) -> Credential | None:
+        asked.append(repository)
+        return Credential(f"user-{repository}", "pw") if repository else None
+
+    auth = Authenticator("reg.example", provider)
+    sent, _ = drive(auth, manifest_request("team/app"), scopes_for_pull("team/app"), server)
+    tokens = [r for r in sent if r.purpose == "token"]
+    assert tokens[0].headers["Authorization"] == "Basic " + base64.b64encode(
+        b"user-team/app:pw"
+    ).decode("ascii")
+    sent, _ = drive(auth, manifest_request("other"), scopes_for_pull("other"), server)
+    [token] = [r for r in sent if r.purpose == "token"]
+    assert "account=user-other" in token.url
+    assert asked == ["team/app", "other"]
+    assert auth.credential is None  # the registry's own: none here
+    assert asked[-1] is None

@@ -17,7 +17,13 @@ import pytest
 from sneaker.cli.options import build_registry_options
 from sneaker.registry.mirrors import endpoint_options
 from sneaker.registry.options import RegistryOptions
-from sneaker.registry.tls import InsecureWarning, build_ssl_context, warn_insecure
+from sneaker.registry.tls import (
+    InsecureWarning,
+    build_ssl_context,
+    certs_dirs_for,
+    default_certs_dirs,
+    warn_insecure,
+)
 from sneaker.registry.transport import Transport, _speaks_tls
 from sneaker.settings import load_settings
 from sneaker.verbs.login import _endpoint as login_endpoint
@@ -25,10 +31,12 @@ from tests.fixtures.threaded import LoopbackServer
 
 
 def test_verification_is_on_by_default_with_the_system_trust_store() -> None:
+    import truststore
+
     context = build_ssl_context("registry.example.com", certs_dirs=[])
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
-    assert context.cert_store_stats()["x509_ca"] > 0  # the system's (or certifi's) roots
+    assert isinstance(context, truststore.SSLContext)  # the OS store (test_trust_store.py)
 
 
 @pytest.mark.parametrize("host", ["registry.example.com", "10.0.0.5:5000", "ghcr.io"])
@@ -48,14 +56,32 @@ def test_loopback_tries_https_first(host: str, tmp_path: Path) -> None:
     assert transport.scheme == "https"  # http only once a handshake finds no TLS
 
 
-def test_ca_cert_adds_to_the_system_trust_store(tmp_path: Path) -> None:
-    from tests.fixtures.pki import make_tls_files
+def test_certs_d_of_podman_skopeo_and_docker_the_users_first(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert default_certs_dirs({"HOME": str(home)}) == [
+        home / ".config" / "containers" / "certs.d",
+        home / ".docker" / "certs.d",
+        Path("/etc/containers/certs.d"),
+        Path("/etc/docker/certs.d"),
+    ]
+    listed = f"{tmp_path / 'a'}:{tmp_path / 'b'}"
+    assert default_certs_dirs({"HOME": str(home), "SNEAKER_CERTS_D": listed}) == [
+        tmp_path / "a",
+        tmp_path / "b",
+    ]
+    assert default_certs_dirs({"SNEAKER_CERTS_D": ""}) == []
 
-    tls = make_tls_files(tmp_path / "pki")
-    system = build_ssl_context("h", certs_dirs=[]).cert_store_stats()["x509_ca"]
-    context = build_ssl_context("h", ca_cert=tls.ca_cert, certs_dirs=[])
-    assert context.cert_store_stats()["x509_ca"] == system + 1
-    assert context.verify_mode == ssl.CERT_REQUIRED
+
+def test_every_base_with_a_directory_for_the_host_is_read(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    podman_dir = home / ".config" / "containers" / "certs.d" / "reg.example:5000"
+    docker_dir = home / ".docker" / "certs.d" / "reg.example:5000"
+    for directory in (podman_dir, docker_dir):
+        directory.mkdir(parents=True)
+    env = {"HOME": str(home)}
+    assert certs_dirs_for("reg.example:5000", env=env) == [podman_dir, docker_dir]
+    assert certs_dirs_for("reg.example", env=env) == []  # the port is part of the name
+    # that each one's CA is trusted: test_trust_store.py::test_every_certs_d_tree_adds_its_ca
 
 
 # -- the https-or-http probe of a loopback registry (local sockets, no registry) ----------

@@ -9,6 +9,8 @@ from email.message import Message
 
 import pytest
 
+from sneaker.image.digest import Digest
+from sneaker.image.model import Manifest, parse_manifest
 from sneaker.image.records import ImageRecord
 from sneaker.image.reference import parse_reference
 from sneaker.verbs.serve import catalog_of, route
@@ -106,7 +108,8 @@ def test_options_and_unknown_methods() -> None:
 def test_get_and_head_share_every_read_route() -> None:
     read_kinds = [rule.kind for rule in ROUTES if set(rule.methods) == set(READ_METHODS)]
     assert read_kinds == [
-        "base", "catalog", "tags", "upload", "manifest", "blob", "bad-name", "unknown",
+        "base", "catalog", "tags", "upload", "manifest", "blob", "referrers", "bad-name",
+        "unknown",
     ]  # fmt: skip
     for target in ("/v2/", "/v2/a/manifests/1", "/v2/Bad/tags/list", "/elsewhere?x=1"):
         get, head = resolve("GET", target), resolve("HEAD", target)
@@ -148,9 +151,13 @@ def test_names_that_are_wrong_or_unknown() -> None:
     assert (error.status, error.code, error.detail) == (404, "NAME_UNKNOWN", {"name": "nobody"})
     error = _refused("HEAD", "/v2/Team/App/manifests/1")
     assert (error.status, error.code, error.detail) == (400, "NAME_INVALID", {"name": "Team/App"})
-    error = _refused("GET", "/v2/team/app/referrers/x%20y?a=1")
+    error = _refused("GET", "/v2/team/app/signatures/x%20y?a=1")
     assert (error.status, error.code) == (404, "UNSUPPORTED")
-    assert error.message == "no such endpoint: /v2/team/app/referrers/x%20y"
+    assert error.message == "no such endpoint: /v2/team/app/signatures/x%20y"
+    error = _refused("GET", "/v2/team/app/referrers/x%20y?a=1")
+    assert (error.status, error.code) == (400, "DIGEST_INVALID")
+    error = _refused("GET", "/v2/Team/App/referrers/sha256:" + "a" * 64)
+    assert (error.status, error.code) == (400, "NAME_INVALID")
 
 
 def test_manifests_by_tag_by_digest_and_as_accepted() -> None:
@@ -206,3 +213,103 @@ def test_blobs_whole_ranged_and_out_of_range() -> None:
     assert manifest.body == amd.raw[:5]
     error = _refused("GET", f"/v2/team/app/blobs/sha256:{'0' * 64}")
     assert (error.status, error.code) == (404, "BLOB_UNKNOWN")
+
+
+# -- referrers ----------------------------------------------------------------------------------
+
+SBOM = "application/spdx+json"
+SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+def _referrer(subject: Manifest, kind: str, note: str) -> Manifest:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": kind,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            "size": 2,
+        },
+        "layers": [],
+        "subject": subject.descriptor.to_json(),
+        "annotations": {"note": note},
+    }
+    node = parse_manifest(json.dumps(doc).encode())
+    assert isinstance(node, Manifest)
+    return node
+
+
+def _with_referrers() -> tuple[Catalog, Manifest, Manifest, Manifest]:
+    image = _manifest("amd64")
+    sbom = _referrer(image, SBOM, "sbom")
+    signature = _referrer(sbom, SIGNATURE, "signature of the sbom")
+    records = [
+        ImageRecord(parse_reference("example.com/team/app:1"), image),
+        ImageRecord(parse_reference(f"example.com/team/app@{sbom.digest}"), sbom),
+        ImageRecord(parse_reference(f"example.com/team/app@{signature.digest}"), signature),
+    ]
+    return catalog_of([("app.tar", FakeArchive(records, set()))]), image, sbom, signature
+
+
+def test_referrers_are_listed_filtered_and_empty_when_none() -> None:
+    catalog, image, sbom, signature = _with_referrers()
+    answer = _ask("GET", f"/v2/team/app/referrers/{image.digest}", catalog=catalog)
+    assert answer.status == 200
+    assert answer.headers[0] == ("Content-Type", "application/vnd.oci.image.index.v1+json")
+    index = json.loads(bytes(answer.body))
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert index["manifests"] == [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(sbom.digest),
+            "size": len(sbom.raw),
+            "annotations": {"note": "sbom"},
+            "artifactType": SBOM,
+        }
+    ]
+    # under an alias of the repository too; and a digest nothing refers to: an empty index
+    deeper = _ask("GET", f"/v2/example.com/team/app/referrers/{sbom.digest}", catalog=catalog)
+    assert [m["digest"] for m in json.loads(bytes(deeper.body))["manifests"]] == [
+        str(signature.digest)
+    ]
+    none = _ask("GET", f"/v2/team/app/referrers/{signature.digest}", catalog=catalog)
+    assert json.loads(bytes(none.body))["manifests"] == []
+    assert ("OCI-Filters-Applied", "artifactType") not in none.headers
+    quoted = SBOM.replace("+", "%2B")
+    wanted = _ask(
+        "GET", f"/v2/team/app/referrers/{image.digest}?artifactType={quoted}", catalog=catalog
+    )
+    assert len(json.loads(bytes(wanted.body))["manifests"]) == 1
+    assert ("OCI-Filters-Applied", "artifactType") in wanted.headers
+    other = _ask("GET", f"/v2/team/app/referrers/{image.digest}?artifactType=x/y", catalog=catalog)
+    assert json.loads(bytes(other.body))["manifests"] == []
+
+
+def test_the_fallback_tags_hold_the_same_index() -> None:
+    catalog, image, sbom, _ = _with_referrers()
+    tags = json.loads(bytes(_ask("GET", "/v2/team/app/tags/list", catalog=catalog).body))["tags"]
+    assert sorted(tags) == sorted(["1", f"sha256-{image.digest.hex}", f"sha256-{sbom.digest.hex}"])
+    api = _ask("GET", f"/v2/team/app/referrers/{image.digest}", catalog=catalog).body
+    tagged = _ask("GET", f"/v2/team/app/manifests/sha256-{image.digest.hex}", catalog=catalog)
+    assert tagged.body == api
+    assert ("Docker-Content-Digest", str(Digest.of_bytes(bytes(api)))) in tagged.headers
+    by_digest = _ask(
+        "GET", f"/v2/team/app/manifests/{Digest.of_bytes(bytes(api))}", catalog=catalog
+    )
+    assert by_digest.body == api
+
+
+def test_a_tag_of_an_archive_wins_over_a_fallback_tag() -> None:
+    image = _manifest("amd64")
+    sbom = _referrer(image, SBOM, "sbom")
+    kept = _manifest("kept under the tag")
+    tag = f"sha256-{image.digest.hex}"
+    records = [
+        ImageRecord(parse_reference("example.com/team/app:1"), image),
+        ImageRecord(parse_reference(f"example.com/team/app@{sbom.digest}"), sbom),
+        ImageRecord(parse_reference(f"example.com/team/app:{tag}"), kept),
+    ]
+    catalog = catalog_of([("app.tar", FakeArchive(records, set()))])
+    answer = _ask("GET", f"/v2/team/app/manifests/{tag}", catalog=catalog)
+    assert answer.body == kept.raw

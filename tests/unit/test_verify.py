@@ -82,10 +82,14 @@ class Layout:
         config_bytes: bytes | None = None,
         size_delta: int = 0,
         tars: list[bytes] | None = None,
+        compress: Callable[[bytes], bytes] | None = None,
+        layer_type: str = mt.OCI_LAYER_GZIP,
     ) -> dict[str, Any]:
-        """An image manifest of gzip layers (``tars`` as they are, or ``layers`` of files)."""
+        """An image manifest of gzip layers (``tars`` as they are, or ``layers`` of files);
+        ``compress`` and ``layer_type`` for another codec."""
         tars = tars if tars is not None else [layer_tar(files) for files in layers]
-        layer_descs = [self.blob(gzip.compress(t, mtime=0), mt.OCI_LAYER_GZIP) for t in tars]
+        squeeze = compress or (lambda t: gzip.compress(t, mtime=0))
+        layer_descs = [self.blob(squeeze(t), layer_type) for t in tars]
         if size_delta:
             layer_descs[-1] = {**layer_descs[-1], "size": layer_descs[-1]["size"] + size_delta}
         config = {

@@ -7,6 +7,13 @@ the tag alone (``22.04``), which is what ``skopeo ... oci:DIR:22.04``,
 ``umoci --image DIR:22.04`` and ``ctr import --index-name`` look up. An image
 known only by digest gets ``io.containerd.image.name`` = ``name@sha256:...``
 (the digest of what the archive holds) and no ref name.
+
+An artifact's entry (a Helm chart, a signature, an SBOM) also carries its
+``artifactType`` (OCI 1.1 descriptors may), so a tool listing the layout sees
+what it is without reading it. A referrer known by digest alone (it has no tag
+in its registry) is named as any image known by digest is:
+``io.containerd.image.name`` = ``host/repo@sha256:...``; a cosign attachment by
+its tag, ``host/repo:sha256-<hex>.sig`` with ref name ``sha256-<hex>.sig``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..image import mediatypes as mt
+from ..image.artifacts import artifact_type
 from ..image.digest import Digest
 from ..image.model import Descriptor
 from ..image.records import BlobSource, ImageRecord
@@ -69,6 +77,9 @@ def index_entries(records: Sequence[ImageRecord]) -> list[dict[str, Any]]:
                     hint="give each image in one archive its own name",
                 )
         entry = record.root.descriptor.to_json()
+        kind = artifact_type(record.root)
+        if kind is not None:
+            entry["artifactType"] = kind
         if names:
             entry["annotations"] = names
         key = dump_json(entry)

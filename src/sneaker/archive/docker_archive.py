@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..image.artifacts import artifact_type, is_artifact
 from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
@@ -33,7 +34,31 @@ from ._layout import write_layout_tar
 from .delta import DeltaMarker, docker_format_refusal
 from .tar import TarWriter, blob_member, dump_json, output_sink
 
-__all__ = ["docker_metadata", "write_docker_archive"]
+__all__ = ["check_docker_records", "docker_metadata", "write_docker_archive"]
+
+
+def _record_name(record: ImageRecord) -> str:
+    return str(record.reference) if record.reference else str(record.root.digest)
+
+
+def check_docker_records(records: Sequence[ImageRecord]) -> None:
+    """Raise :class:`UsageError` unless every record fits a docker archive: one image
+    manifest each (not an index), and an image, not an artifact (a Helm chart, a
+    signature, an SBOM: ``docker load`` has nothing to load from them)."""
+    for record in records:
+        root = record.root
+        if not isinstance(root, Manifest):
+            raise UsageError(
+                f"{_record_name(record)} is a multi-platform index; a docker archive holds one "
+                "platform per image",
+                hint="use --format oci, or choose one platform with --platform",
+            )
+        if is_artifact(root):
+            raise UsageError(
+                f"{_record_name(record)} is an OCI artifact ({artifact_type(root)}), not a "
+                "container image; a docker archive holds images only",
+                hint="use --format oci, which carries artifacts byte for byte",
+            )
 
 
 def docker_metadata(records: Sequence[ImageRecord]) -> tuple[bytes, bytes]:
@@ -42,14 +67,10 @@ def docker_metadata(records: Sequence[ImageRecord]) -> tuple[bytes, bytes]:
     manifests: dict[Digest, Manifest] = {}
     tags: dict[Digest, list[str]] = {}
     repositories: dict[str, dict[str, str]] = {}
+    check_docker_records(records)
     for record in records:
         root = record.root
-        if not isinstance(root, Manifest):
-            name = str(record.reference) if record.reference else str(root.digest)
-            raise UsageError(
-                f"{name} is a multi-platform index; a docker archive holds one platform per image",
-                hint="use --format oci, or choose one platform with --platform",
-            )
+        assert isinstance(root, Manifest)
         digest = root.digest
         if digest not in manifests:
             order.append(digest)

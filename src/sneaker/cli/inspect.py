@@ -59,8 +59,15 @@ def command(
         click.echo(f"image: {image.name or '(no name)'}  tags: {tags}")
         click.echo(f"  digest: {image.digest}")
         click.echo(f"  media type: {image.media_type}")
+        if image.artifact_type is not None:
+            click.echo(f"  artifact type: {image.artifact_type}")
+        if image.attachment is not None:
+            how = "OCI 1.1 subject" if image.attachment.kind == "referrer" else "cosign tag"
+            click.echo(f"  refers to: {image.attachment.subject} ({how})")
         for m in image.manifests:
             kind = "attestation" if m.attestation else m.platform
+            if m.artifact_type is not None:
+                kind = "artifact"
             created = f"  created {m.created}" if m.created else ""
             layers = f"{len(m.layers)} layer{'' if len(m.layers) == 1 else 's'}"
             click.echo(f"  - {kind}: {m.digest}  {layers}, {human_size(m.size)}{created}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -24,7 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory", "List the blobs a registry or archive already has."),
     "login": ("login", "Check and store credentials for a registry."),
     "logout": ("logout", "Remove stored credentials for a registry."),
-    "completion": ("completion", "Print a shell completion script (bash, zsh or fish)."),
+    "completion": (
+        "completion",
+        "Print a shell completion script (bash, zsh, fish or PowerShell).",
+    ),
 }
 
 
@@ -91,4 +95,8 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get("_SNEAKER_COMPLETE", "").startswith("powershell_"):
+        from .completion import register_powershell  # only PowerShell's completion asks
+
+        register_powershell()
     return run_guarded(cli, argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..registry.client import RegistryOptions
     from ..registry.mirrors import ClientFactory
     from ..settings import RegistrySettings
+    from ..verbs.referrers import ReferrerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +35,7 @@ class RegistryAccess:
     username: str | None
     password_stdin: bool
     retries: int
+    authfile: Path | None
 
     def build(self) -> RegistryOptions:
         return build_registry_options(
@@ -43,6 +45,7 @@ class RegistryAccess:
             self.username,
             self.password_stdin,
             self.retries,
+            authfile=self.authfile,
         )
 
 
@@ -66,8 +69,8 @@ verbose_option = click.option(
 
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
-    handed to the command as one ``registry: RegistryAccess`` argument; and -v/--verbose,
-    which turns the request log on."""
+    --authfile, handed to the command as one ``registry: RegistryAccess`` argument; and
+    -v/--verbose, which turns the request log on."""
 
     @functools.wraps(func)
     def with_registry(*args: Any, **kwargs: Any) -> Any:
@@ -107,9 +110,96 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "about a second; a host name that does not resolve is not retried."
             ),
         ),
+        authfile_option(
+            "Read registry credentials from this containers auth.json first (as podman's and "
+            "skopeo's --authfile; default: $REGISTRY_AUTH_FILE, else their login file), then "
+            "~/.config/containers/auth.json and docker's config.json."
+        ),
         verbose_option,
     ]
     command: Callable[..., Any] = with_registry
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+@dataclass(frozen=True)
+class ReferrerChoice:
+    """``--referrers`` and its bounds as given (None: the default)."""
+
+    wanted: bool
+    types: tuple[str, ...]
+    depth: int | None
+    limit: int | None
+
+    def build(self, marked: Collection[str] = ()) -> ReferrerOptions | None:
+        """Whose referrers to carry: every image's with ``--referrers``, else those of the
+        images an images file marks (``marked``: their normalised names); None: nobody's."""
+        from ..transfer.referrers import DEFAULT_DEPTH, DEFAULT_LIMIT, ReferrerPolicy
+        from ..verbs.referrers import ReferrerOptions
+
+        if not self.wanted and not marked:
+            if self.types or self.depth is not None or self.limit is not None:
+                raise UsageError(
+                    "--referrers-type, --referrers-depth and --referrers-max apply with "
+                    "--referrers",
+                    hint="add --referrers (or mark images with --referrers in an images file)",
+                )
+            return None
+        policy = ReferrerPolicy(
+            depth=DEFAULT_DEPTH if self.depth is None else self.depth,
+            limit=DEFAULT_LIMIT if self.limit is None else self.limit,
+            types=frozenset(self.types),
+        )
+        return ReferrerOptions(policy, None if self.wanted else frozenset(marked))
+
+
+def referrer_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--referrers, --referrers-type, --referrers-depth, --referrers-max, handed to the
+    command as one ``referrers: ReferrerChoice`` argument."""
+
+    @functools.wraps(func)
+    def with_referrers(*args: Any, **kwargs: Any) -> Any:
+        given = (kwargs.pop(f"referrers_{f.name}") for f in fields(ReferrerChoice))
+        choice = ReferrerChoice(*given)
+        return func(*args, referrers=choice, **kwargs)
+
+    decorators = [
+        click.option(
+            "--referrers",
+            "referrers_wanted",
+            is_flag=True,
+            help="Also carry what refers to each image (and each platform's manifest): "
+            "OCI 1.1 referrers (referrers API, else the sha256-<hex> tag) and cosign's "
+            "sha256-<hex>.sig/.att/.sbom tags, and theirs in turn. Needs --format oci "
+            "(its default then).",
+        ),
+        click.option(
+            "--referrers-type",
+            "referrers_types",
+            multiple=True,
+            metavar="TYPE",
+            help="Keep only referrers of this artifactType (cosign's tag attachments count as "
+            "application/vnd.dev.cosign.artifact.{sig,att,sbom}.v1+json). Repeatable.",
+        ),
+        click.option(
+            "--referrers-depth",
+            "referrers_depth",
+            type=click.IntRange(1, 16),
+            default=None,
+            metavar="N",
+            help="Follow referrers of referrers N levels down.  [default: 4]",
+        ),
+        click.option(
+            "--referrers-max",
+            "referrers_limit",
+            type=click.IntRange(1, 100_000),
+            default=None,
+            metavar="N",
+            help="Take at most N referrers per image.  [default: 256]",
+        ),
+    ]
+    command: Callable[..., Any] = with_referrers
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
@@ -122,6 +212,8 @@ def build_registry_options(
     username: str | None,
     password_stdin: bool,
     retries: int = 5,
+    *,
+    authfile: Path | None = None,
 ) -> RegistryOptions:
     password = None
     if password_stdin:
@@ -147,7 +239,18 @@ def build_registry_options(
         username=username,
         password=password,
         retries=retries,
+        authfile=authfile,
         user_agent=f"sneaker/{__version__}",
+    )
+
+
+def authfile_option(help: str) -> Callable[[F], F]:
+    """``--authfile FILE``: a containers-auth.json(5) file, as podman and skopeo name it."""
+    return click.option(
+        "--authfile",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help=help,
     )
 
 
@@ -212,14 +315,16 @@ images_file_option = click.option(
     "images_files",
     multiple=True,
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Read references from FILE, one a line ('#' comments); '-' is standard input.",
+    help="Read references from FILE, one a line ('#' comments; 'REF --referrers' carries "
+    "that image's referrers too); '-' is standard input.",
 )
 from_option = click.option(
     "--from",
     "from_files",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Take the image: references of a docker-compose file or Kubernetes YAML.",
+    help="Take the image: references of a docker-compose file or Kubernetes YAML, or the "
+    "Images and OCI Charts of a Hauler manifest.",
 )
 platform_option = click.option(
     "--platform",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .options import (
+    ReferrerChoice,
     RegistryAccess,
     from_option,
     images_file_option,
@@ -17,6 +18,7 @@ from .options import (
     parse_platform_option,
     platform_option,
     quiet_option,
+    referrer_options,
     registry_options,
 )
 
@@ -33,6 +35,7 @@ from .options import (
 @images_file_option
 @from_option
 @platform_option
+@referrer_options
 @registry_options
 @mirror_option
 @quiet_option
@@ -43,6 +46,7 @@ def command(
     images_files: tuple[Path, ...],
     from_files: tuple[Path, ...],
     platform: str | None,
+    referrers: ReferrerChoice,
     registry: RegistryAccess,
     mirrors: tuple[str, ...],
     quiet: bool,
@@ -61,22 +65,26 @@ def command(
     """
     from ..image.digest import Digest
     from ..util.progress import choose_progress, count, human_size
-    from ..verbs.imagelist import collect_images
+    from ..verbs.imagelist import collect_entries, platform_notes
     from ..verbs.plan import PLAN_FILE, plan
 
-    references = collect_images(images, images_files, from_files)
-    options = registry.build()
+    entries = collect_entries(images, images_files, from_files)
+    wanted = referrers.build([e.key for e in entries if e.referrers])
     request = parse_platform_option(platform)
+    for note in platform_notes(entries, request):
+        click.echo(f"warning: {note}", err=True)
+    options = registry.build()
     progress = choose_progress(quiet or as_json)
     try:
         with open_client_factory(options, mirrors) as factory:
             result = plan(
-                references,
+                [e.reference for e in entries],
                 output,
                 platform=request,
                 options=options,
                 progress=progress,
                 client_factory=factory,
+                referrers=wanted,
             )
     finally:
         progress.close()
@@ -86,13 +94,16 @@ def command(
         summary["plan_digest"] = str(plan_digest)
         click.echo(json.dumps(summary, indent=2))
         return
+    also = f", {count(len(result.referrers), 'referrer')}" if result.referrers else ""
     click.echo(
-        f"wrote plan {result.output}: {count(len(result.images), 'image')}, "
+        f"wrote plan {result.output}: {count(len(result.requested), 'image')}{also}, "
         f"{result.fetch_count} blob{'' if result.fetch_count == 1 else 's'} "
         f"({human_size(result.fetch_size)}) to fetch "
         f"({result.config_count} already in the plan)"
     )
-    for image in result.images:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for image in result.requested:
         platforms = ",".join(str(p) for p in image.platforms) or "unknown platform"
         note = " (index rewritten)" if image.record.rewritten else ""
         via = f" (from {image.fetch_from})" if image.fetch_from is not None else ""

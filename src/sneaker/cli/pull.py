@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .options import (
+    ReferrerChoice,
     RegistryAccess,
     from_option,
     images_file_option,
@@ -19,6 +20,7 @@ from .options import (
     parse_split_option,
     platform_option,
     quiet_option,
+    referrer_options,
     registry_options,
     split_option,
     summary_to_stderr,
@@ -26,6 +28,9 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
+
+#: how a referrer was found, as the summary says it
+_HOW = {"api": "referrers API", "tag": "fallback tag", "cosign": "cosign tag"}
 
 
 @click.command("pull")
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
     "`sneaker inventory`). Repeatable.",
 )
 @platform_option
+@referrer_options
 @click.option(
     "-j",
     "--jobs",
@@ -93,6 +99,7 @@ def command(
     since: tuple[Path, ...],
     have: tuple[Path, ...],
     platform: str | None,
+    referrers: ReferrerChoice,
     jobs: int,
     cache_dir: Path | None,
     no_cache: bool,
@@ -111,7 +118,7 @@ def command(
     from ..archive.tar import refuse_overwriting_inputs
     from ..errors import UsageError
     from ..util.progress import choose_progress
-    from ..verbs.imagelist import collect_images
+    from ..verbs.imagelist import collect_entries, platform_notes
     from ..verbs.pull import pull
 
     if registry.password_stdin and any(str(f) == "-" for f in images_files):
@@ -122,6 +129,11 @@ def command(
     to_stderr = summary_to_stderr(output, as_json)
     if output is not None:
         refuse_overwriting_inputs(output, [*since, *have, *images_files, *from_files])
+    entries = collect_entries(images, images_files, from_files)
+    wanted = referrers.build([e.key for e in entries if e.referrers])
+    request = parse_platform_option(platform)
+    for note in platform_notes(entries, request):
+        click.echo(f"warning: {note}", err=True)
     options = registry.build()
     settings = load_registry_settings(mirrors, registry.plain_http)
     base: Inventory | None = None
@@ -132,10 +144,10 @@ def command(
     progress = choose_progress(quiet or as_json)
     try:
         result = pull(
-            collect_images(images, images_files, from_files),
+            [e.reference for e in entries],
             output,
             format=fmt,
-            platform=parse_platform_option(platform),
+            platform=request,
             options=options,
             cache_dir=cache_dir,
             use_cache=not no_cache,
@@ -144,13 +156,14 @@ def command(
             progress=progress,
             settings=settings,
             base=base,
+            referrers=wanted,
         )
     finally:
         progress.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
-    from ..util.progress import human_size
+    from ..util.progress import count, human_size
 
     click.echo(f"wrote {result.describe()}", err=to_stderr)
     if result.delta is not None:
@@ -161,6 +174,8 @@ def command(
         )
     for image in result.images:
         platforms = ",".join(image.platforms) or "unknown platform"
+        if image.artifact_type is not None:
+            platforms = f"artifact {image.artifact_type}"
         note = (
             " (index rewritten: its digest differs from the registry's)" if image.rewritten else ""
         )
@@ -168,3 +183,14 @@ def command(
             f"  {image.reference} {platforms} {image.digest} {human_size(image.size)}{note}",
             err=to_stderr,
         )
+    for referrer in result.referrers:
+        what = referrer.artifact_type or "an index"
+        click.echo(
+            f"  + {referrer.reference} {what} {human_size(referrer.size)}, "
+            f"refers to {referrer.subject[:19]} ({_HOW[referrer.via]})",
+            err=to_stderr,
+        )
+    if result.referrers:
+        click.echo(f"  {count(len(result.referrers), 'referrer')} carried", err=to_stderr)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)

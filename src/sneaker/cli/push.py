@@ -69,7 +69,16 @@ def command(
     for image in result.images:
         note = " (layers compressed by sneaker)" if image.recompressed else ""
         blobs = "blob" if image.uploaded == 1 else "blobs"
+        if image.subject is not None:
+            note += f" (refers to {image.subject[:19]})"
         click.echo(
             f"pushed {image.target} {image.digest}: {image.uploaded} {blobs} uploaded, "
             f"{image.skipped} already there, {image.mounted} mounted{note}"
         )
+    for tag in result.referrers_tags:
+        click.echo(
+            f"referrers tag {tag.target}: {tag.added} added, {tag.listed} listed "
+            "(the registry has no referrers API)"
+        )
+    if result.referrers_by_api:
+        click.echo(f"{result.referrers_by_api} referrers listed by the registry's referrers API")

@@ -6,10 +6,11 @@ Pure logic on bytes, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import InvalidDigest, ManifestInvalid, NoMatchingPlatform
+from .artifacts import is_artifact
 from .digest import Digest
 from .model import Manifest
 from .platform import Platform
@@ -21,6 +22,7 @@ __all__ = [
     "ImageConfig",
     "check_config",
     "check_record_configs",
+    "image_config_digests",
     "parse_config",
 ]
 
@@ -80,13 +82,18 @@ def check_record_configs(
     name: str,
     request: PlatformRequest,
 ) -> Platform | None:
-    """Check the config of every manifest in ``record``; return a lone manifest's platform.
+    """Check the config of every image manifest in ``record``; return a lone manifest's platform.
 
     For a single-manifest image asked for by an explicit single platform, the
     config must declare a matching platform (``NoMatchingPlatform`` otherwise).
+    Artifacts (a Helm chart, a signature: :func:`sneaker.image.artifacts.is_artifact`)
+    have no image config and no platform: they are not checked, and ``read_config``
+    is not called for them.
     """
     found: Platform | None = None
     for manifest in record.manifests():
+        if is_artifact(manifest):
+            continue
         platform = check_config(manifest, read_config(manifest), name)
         if manifest is record.root:
             found = platform
@@ -98,3 +105,9 @@ def check_record_configs(
                 hint=f"ask for it with --platform {found}",
             )
     return found
+
+
+def image_config_digests(records: Iterable[ImageRecord]) -> set[Digest]:
+    """The configs of the image manifests of ``records`` (those :func:`check_record_configs`
+    reads), not those of artifacts, whose configs are any blob of any size."""
+    return {m.config.digest for r in records for m in r.manifests() if not is_artifact(m)}

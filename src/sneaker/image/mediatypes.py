@@ -15,6 +15,7 @@ __all__ = [
     "MANIFEST_ACCEPT",
     "MANIFEST_TYPES",
     "OCI_CONFIG",
+    "OCI_EMPTY",
     "OCI_INDEX",
     "OCI_LAYER",
     "OCI_LAYER_GZIP",
@@ -41,6 +42,8 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+#: OCI 1.1's empty descriptor (content ``{}``): the config of an artifact that has none
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 MANIFEST_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})

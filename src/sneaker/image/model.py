@@ -106,6 +106,10 @@ class Manifest:
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: OCI 1.1: what kind of artifact this is (``artifactType``), None when absent
+    artifact_type: str | None = None
+    #: OCI 1.1: the manifest this one refers to (a signature's image, say), None when absent
+    subject: Descriptor | None = None
 
     @property
     def digest(self) -> Digest:
@@ -128,6 +132,8 @@ class Index:
     media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    subject: Descriptor | None = None
 
     @property
     def digest(self) -> Digest:
@@ -150,6 +156,16 @@ def sniff_media_type(doc: Mapping[str, Any]) -> str:
     if "config" in doc and "layers" in doc:
         return mt.OCI_MANIFEST
     return ""
+
+
+def _artifact_fields(doc: Mapping[str, Any], where: str) -> tuple[str | None, Descriptor | None]:
+    """The OCI 1.1 ``artifactType`` and ``subject`` of a manifest or index document."""
+    artifact_type = doc.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise ManifestInvalid(f"{where}: artifactType must be a string")
+    subject = doc.get("subject")
+    parsed = None if subject is None else Descriptor.from_json(subject, where=f"{where} subject")
+    return artifact_type or None, parsed
 
 
 def parse_manifest(
@@ -191,6 +207,7 @@ def parse_manifest(
     if not isinstance(annotations, dict):
         raise ManifestInvalid(f"{where}: annotations must be an object")
     annotations = {str(k): str(v) for k, v in annotations.items()}
+    artifact_type, subject = _artifact_fields(doc, where)
     if mt.is_index(kind):
         entries = doc.get("manifests")
         if not isinstance(entries, list):
@@ -198,7 +215,7 @@ def parse_manifest(
         manifests = tuple(
             Descriptor.from_json(e, where=f"{where} manifests[{i}]") for i, e in enumerate(entries)
         )
-        return Index(raw, kind, manifests, annotations)
+        return Index(raw, kind, manifests, annotations, artifact_type, subject)
     if mt.is_manifest(kind):
         layers = doc.get("layers")
         if not isinstance(layers, list):
@@ -212,5 +229,7 @@ def parse_manifest(
                 Descriptor.from_json(e, where=f"{where} layers[{i}]") for i, e in enumerate(layers)
             ),
             annotations,
+            artifact_type,
+            subject,
         )
     raise UnsupportedError(f"{where} has media type {kind or 'unknown'!r}, which is not an image")

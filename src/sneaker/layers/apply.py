@@ -38,7 +38,6 @@ import contextlib
 import errno
 import gzip
 import hashlib
-import importlib
 import io
 import lzma
 import os
@@ -55,6 +54,7 @@ from ..errors import ArchiveError, IntegrityError, UnsafePath, UnsupportedError
 from ..image.digest import Digest
 from ..util.streams import HashingReader, Prefixed, Readable
 from .compression import SNIFF_BYTES, sniff_compression
+from .zstd import load_zstd
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -227,16 +227,6 @@ class _Bounded(io.RawIOBase):
         return IntegrityError(f"{self._what}: damaged {self._codec} data ({exc})")
 
 
-def _load_zstandard(what: str) -> Any:
-    try:
-        return importlib.import_module("zstandard")
-    except ImportError:
-        raise UnsupportedError(
-            f"{what} is zstd-compressed and the optional 'zstandard' module is not installed",
-            hint="pip install zstandard",
-        ) from None
-
-
 def open_layer_stream(
     stream: Readable,
     media_type: str = "",
@@ -250,8 +240,8 @@ def open_layer_stream(
     The codec is sniffed from the first bytes (gzip, zstd, xz, bzip2, else a
     plain tar) rather than taken from ``media_type``, which docker gets wrong
     (its archives label plain tars as gzip); the media type still refuses an
-    encrypted layer (``+encrypted``) with UnsupportedError. A zstd layer needs
-    the optional ``zstandard`` module: UnsupportedError names it when missing.
+    encrypted layer (``+encrypted``) with UnsupportedError. A zstd layer needs a
+    zstd module (:mod:`sneaker.layers.zstd`): UnsupportedError names them when missing.
     Reading past the limit (see :class:`LayerLimits`; ``compressed_size`` is the
     blob's size, usually the descriptor's) raises IntegrityError, and so does a
     damaged compressed stream. ``what`` names the layer in errors.
@@ -272,9 +262,9 @@ def open_layer_stream(
     if codec == "gzip":
         inner = gzip.GzipFile(fileobj=raw, mode="rb")
     elif codec == "zstd":
-        zstandard = _load_zstandard(what)
-        inner = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        decode_errors = (zstandard.ZstdError,)
+        zstd = load_zstd(what)
+        inner = zstd.open(raw)
+        decode_errors = zstd.errors
     elif codec == "xz":
         inner = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115 - handed to the caller
     elif codec == "bzip2":

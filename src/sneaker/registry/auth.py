@@ -197,7 +197,7 @@ class Authenticator:
     def __init__(
         self,
         registry: str,
-        credential: Credential | Callable[[], Credential | None] | None = None,
+        credential: Credential | Callable[[str | None], Credential | None] | None = None,
         *,
         api_host: str | None = None,
         oauth_password: bool = False,
@@ -207,10 +207,10 @@ class Authenticator:
         self.registry = registry
         self.api_host = api_host.lower() if api_host else None
         if callable(credential):
-            self._credential_provider: Callable[[], Credential | None] = credential
+            self._credential_provider: Callable[[str | None], Credential | None] = credential
         else:
             fixed = credential
-            self._credential_provider = lambda: fixed
+            self._credential_provider = lambda _repository: fixed
         self.oauth_password = oauth_password
         self._clock = clock
         self._wall_clock = wall_clock
@@ -224,8 +224,14 @@ class Authenticator:
 
     @property
     def credential(self) -> Credential | None:
-        """The credential offered to the registry (asked of the provider when needed)."""
-        return self._credential_provider()
+        """The credential offered for the registry itself (asked of the provider)."""
+        return self._credential_provider(None)
+
+    def credential_for(self, scopes: Sequence[Scope]) -> Credential | None:
+        """The credential for the repository the first repository scope names (a
+        namespace may have credentials of its own), else the registry's."""
+        repository = next((s.name for s in scopes if s.resource_type == "repository"), None)
+        return self._credential_provider(repository)
 
     @property
     def challenge(self) -> Challenge | None:
@@ -251,8 +257,9 @@ class Authenticator:
                 if not self._pinged:
                     answer = yield Request("GET", ping_url, {}, purpose="ping")
                     self._learn_from_ping(answer)
+        credential = self.credential_for(scopes)
         scopes = merge_scopes(scopes)
-        authorization, token = yield from self._authorize(scopes, failed=None)
+        authorization, token = yield from self._authorize(scopes, credential, failed=None)
         response = yield request.with_header("Authorization", authorization)
         if response.status != 401 or not same_origin(response.url, request.url):
             return
@@ -266,7 +273,7 @@ class Authenticator:
             return  # the credentials were refused; asking again changes nothing
         if challenge.scheme == "bearer":
             scopes = merge_scopes(scopes, challenge.scopes)
-        retry, _ = yield from self._authorize(scopes, failed=token)
+        retry, _ = yield from self._authorize(scopes, credential, failed=token)
         if retry is None:
             return
         yield request.with_header("Authorization", retry)
@@ -290,14 +297,13 @@ class Authenticator:
             self._pinged = True
 
     def _authorize(
-        self, scopes: tuple[Scope, ...], failed: Token | None
+        self, scopes: tuple[Scope, ...], credential: Credential | None, failed: Token | None
     ) -> Generator[Request, Response, tuple[str | None, Token | None]]:
         """The ``Authorization`` value for ``scopes`` (fetching a token when needed)."""
         with self._lock:
             challenge = self._challenge
         if challenge is None:
             return None, None
-        credential = self.credential
         if challenge.scheme == "basic":
             if credential is None or not credential.username:
                 return None, None
@@ -312,15 +318,14 @@ class Authenticator:
                     del self._tokens[key]
                     token = None
             if token is None:
-                token = yield from self._fetch_token(challenge, scopes)
+                token = yield from self._fetch_token(challenge, scopes, credential)
                 with self._lock:
                     self._tokens[key] = token
         return f"Bearer {token.value}", token
 
     def _fetch_token(
-        self, challenge: Challenge, scopes: tuple[Scope, ...]
+        self, challenge: Challenge, scopes: tuple[Scope, ...], credential: Credential | None
     ) -> Generator[Request, Response, Token]:
-        credential = self.credential
         realm = challenge.realm or ""
         if (
             credential is not None
@@ -348,7 +353,7 @@ class Authenticator:
             # A token service without OAuth2 password grants: ask as docker does by default.
             request = build_token_request(challenge, scopes, credential, oauth_password=False)
             response = yield request
-        self._check_token_response(response, realm)
+        self._check_token_response(response, realm, credential)
         return parse_token_response(
             response.body[:_MAX_TOKEN_BODY],
             now=self._clock(),
@@ -356,11 +361,12 @@ class Authenticator:
             realm=_describe_realm(realm),
         )
 
-    def _check_token_response(self, response: Response, realm: str) -> None:
+    def _check_token_response(
+        self, response: Response, realm: str, credential: Credential | None
+    ) -> None:
         if response.status == 200:
             return
         where = _describe_realm(realm)
-        credential = self.credential
         if response.status in (401, 403):
             if credential is None or credential.is_empty:
                 raise AuthError(

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urljoin
 
@@ -26,7 +27,7 @@ from ..errors import (
 )
 from ..image import mediatypes as mt
 from ..image.digest import Digest
-from ..image.model import MAX_MANIFEST_BYTES, Descriptor, sniff_media_type
+from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, parse_manifest, sniff_media_type
 from ..image.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
 from ..util.closing import Closing
 from .auth import Authenticator
@@ -42,7 +43,14 @@ from .transport import HttpTransport, Sent, Transport, describe_exception, read_
 if TYPE_CHECKING:
     from .reader import RegistryReader
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "BlobResponse", "RegistryClient", "RegistryOptions"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "BlobResponse",
+    "Referrers",
+    "RegistryClient",
+    "RegistryOptions",
+    "StoredManifest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +106,49 @@ class BlobResponse(Closing):
 
     def __repr__(self) -> str:
         return f"BlobResponse({self.status} {self.url})"
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    """A manifest a registry stored: its digest, and the ``subject`` digest the registry
+    said it processed (``OCI-Subject``: it lists the manifest as a referrer), None if none."""
+
+    digest: Digest
+    subject: Digest | None = None
+
+
+@dataclass(frozen=True)
+class Referrers:
+    """A registry's referrers list of one digest (its referrers API's answer): the listed
+    descriptors, and whether the registry applied the ``artifactType`` filter asked for."""
+
+    manifests: tuple[Descriptor, ...]
+    filtered: bool = False
+
+
+def _read_document(sent: Sent, subject: Subject) -> tuple[bytes, str]:
+    """A manifest-sized body (at most 4 MiB, all of it) and its media type."""
+    with contextlib.closing(BlobResponse(sent, subject)) as response:
+        if response.content_length is not None and response.content_length > MAX_MANIFEST_BYTES:
+            raise ManifestInvalid(
+                f"{subject.describe()} of {subject.name} is {response.content_length} bytes, "
+                "larger than the 4 MiB limit"
+            )
+        parts: list[bytes] = []
+        total = 0
+        for chunk in response.iter_chunks(256 * 1024):
+            total += len(chunk)
+            if total > MAX_MANIFEST_BYTES:
+                raise ManifestInvalid(
+                    f"{subject.describe()} of {subject.name} is larger than the 4 MiB limit"
+                )
+            parts.append(chunk)
+        if response.content_length is not None and total != response.content_length:
+            raise NetworkError(
+                f"{subject.describe()} of {subject.name}: got {total} of "
+                f"{response.content_length} bytes"
+            )
+        return b"".join(parts), media_type_of(response.headers.get("Content-Type"))
 
 
 def _validator(headers: Mapping[str, str]) -> str | None:
@@ -186,8 +237,7 @@ class RegistryClient(Closing):
         self.api_host = DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
         self._env = env
         self._credential_lock = threading.Lock()
-        self._credential_loaded = False
-        self._credential: Credential | None = None
+        self._credentials: dict[str | None, Credential | None] = {}
         self.transport: HttpTransport = transport or Transport(
             self.api_host, options, env=env, name=registry
         )
@@ -195,19 +245,22 @@ class RegistryClient(Closing):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def credential(self) -> Credential | None:
-        """The credential in use (looked up on first need: anonymous pulls never ask)."""
+    def credential(self, repository: str | None = None) -> Credential | None:
+        """The credential for ``repository`` (None: the registry's own), looked up on first
+        need (anonymous pulls never ask): a namespace may have credentials of its own."""
         with self._credential_lock:
-            if not self._credential_loaded:
-                self._credential = find_credential(
+            if repository not in self._credentials:
+                self._credentials[repository] = find_credential(
                     self.registry,
+                    repository=repository,
                     username=self.options.username,
                     password=self.options.password,
                     docker_config=self.options.docker_config,
+                    authfile=self.options.authfile,
+                    helpers=self.options.credential_helpers,
                     env=self._env,
                 )
-                self._credential_loaded = True
-            return self._credential
+            return self._credentials[repository]
 
     def _send(
         self,
@@ -234,7 +287,7 @@ class RegistryClient(Closing):
             subject=subject,
             method=method,
             url=sent.url,
-            credential=self._credential if self._credential_loaded else None,
+            credential=self._credentials.get(subject.repository),
             attempts=sent.attempts,
         )
 
@@ -258,28 +311,7 @@ class RegistryClient(Closing):
         sent = self._send(
             "GET", url, scopes_for_pull(repository), subject, headers={"Accept": ", ".join(accept)}
         )
-        with contextlib.closing(BlobResponse(sent, subject)) as response:
-            if response.content_length is not None and response.content_length > MAX_MANIFEST_BYTES:
-                raise ManifestInvalid(
-                    f"{subject.describe()} of {subject.name} is {response.content_length} bytes, "
-                    "larger than the 4 MiB limit"
-                )
-            parts: list[bytes] = []
-            total = 0
-            for chunk in response.iter_chunks(256 * 1024):
-                total += len(chunk)
-                if total > MAX_MANIFEST_BYTES:
-                    raise ManifestInvalid(
-                        f"{subject.describe()} of {subject.name} is larger than the 4 MiB limit"
-                    )
-                parts.append(chunk)
-            raw = b"".join(parts)
-            if response.content_length is not None and total != response.content_length:
-                raise NetworkError(
-                    f"{subject.describe()} of {subject.name}: got {total} of "
-                    f"{response.content_length} bytes"
-                )
-            media_type = media_type_of(response.headers.get("Content-Type"))
+        raw, media_type = _read_document(sent, subject)
         expected = _as_digest(identifier)
         if expected is not None:
             actual = Digest.of_bytes(raw, expected.algorithm)
@@ -330,6 +362,13 @@ class RegistryClient(Closing):
 
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
         """Upload a manifest under a tag or digest; return its digest."""
+        return self.store_manifest(repository, reference, raw, media_type).digest
+
+    def store_manifest(
+        self, repository: str, reference: str, raw: bytes, media_type: str
+    ) -> StoredManifest:
+        """:meth:`put_manifest`, also saying whether the registry processed the manifest's
+        ``subject`` (its ``OCI-Subject`` answer: it has the referrers API)."""
         subject = Subject(self.registry, repository, "manifest", reference)
         url = self._url(f"/v2/{self._repo_path(repository)}/manifests/{quote(reference, safe=':')}")
         digest = Digest.of_bytes(raw)
@@ -343,13 +382,60 @@ class RegistryClient(Closing):
             ok=(200, 201, 202),
         )
         answered = _as_digest(sent.headers.get("Docker-Content-Digest", ""))
+        processed = _as_digest(sent.headers.get("OCI-Subject", ""))
         release(sent.response)
         if answered is not None and answered.algorithm == digest.algorithm and answered != digest:
             raise IntegrityError(
                 f"{self.registry} stored manifest {reference} of {repository} as {answered}, "
                 f"but its content hashes to {digest}"
             )
-        return digest
+        return StoredManifest(digest, processed)
+
+    # -- referrers ------------------------------------------------------------------------
+
+    def referrers(
+        self, repository: str, digest: Digest, artifact_type: str | None = None
+    ) -> Referrers | None:
+        """What ``GET /v2/NAME/referrers/DIGEST`` lists (every page), or None when the registry
+        has no referrers API (it answers 404, 400, 405 or 406, or with something that is no OCI
+        index, as distribution 2.8's plain-text ``404 page not found``): the caller falls back
+        to the tag schema then. ``artifact_type`` asks the registry to filter; whether it did
+        is :attr:`Referrers.filtered` (else the caller filters)."""
+        subject = Subject(self.registry, repository, "referrers", str(digest))
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        url: str | None = self._url(f"/v2/{self._repo_path(repository)}/referrers/{digest}{query}")
+        found: list[Descriptor] = []
+        filtered = artifact_type is not None
+        seen: set[str] = set()
+        while url is not None and url not in seen and len(seen) < _MAX_PAGES:
+            seen.add(url)
+            sent = self._send(
+                "GET",
+                url,
+                scopes_for_pull(repository),
+                subject,
+                headers={"Accept": mt.OCI_INDEX},
+                ok=(200, 400, 404, 405, 406),
+            )
+            kind = media_type_of(sent.headers.get("Content-Type"))
+            if sent.status != 200 or kind != mt.OCI_INDEX:
+                release(sent.response)
+                if seen == {url}:
+                    return None  # no referrers API
+                raise RegistryError(
+                    f"{self.registry} answered page {len(seen)} of the referrers of {digest} in "
+                    f"{repository} with {sent.status} {kind or 'no content type'}",
+                    status=sent.status,
+                )
+            raw, _ = _read_document(sent, subject)
+            page = parse_manifest(raw, kind, where=f"referrers of {digest} in {subject.name}")
+            if not isinstance(page, Index):
+                raise ManifestInvalid(f"{subject.name}: the referrers of {digest} are no index")
+            found.extend(page.manifests)
+            applied = sent.headers.get("OCI-Filters-Applied", "")
+            filtered = filtered and "artifacttype" in applied.replace(" ", "").lower().split(",")
+            url = next_link(sent.headers.get("Link"), sent.url)
+        return Referrers(tuple(found), filtered)
 
     # -- blobs ----------------------------------------------------------------------------
 

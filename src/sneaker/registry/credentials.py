@@ -1,10 +1,21 @@
-"""Registry credentials found, stored and erased the way docker does it.
+"""Registry credentials found, stored and erased the way podman, skopeo and docker do it.
 
-Lookup order for a registry: explicit ``--username``/``--password``; then
-``config.json`` (in ``$DOCKER_CONFIG`` or ``~/.docker``): ``credHelpers[host]``,
-else ``credsStore``, else the ``auths`` entry (``auth`` is base64 ``user:pass``,
-``identitytoken`` is an OAuth2 refresh token). A helper is the real
-``docker-credential-<name>`` program, spoken to on stdin/stdout.
+Lookup for a repository on a registry: explicit ``--username``/``--password`` first;
+then the credential helpers registries.conf lists (``credential-helpers``; the default,
+and the name ``containers-auth.json``, mean the credentials files), each in turn until
+one has credentials. The files (:mod:`sneaker.registry.auth_files`) are read in the
+containers-auth.json(5) order: ``--authfile`` or ``$REGISTRY_AUTH_FILE`` (else podman's
+and skopeo's primary file), ``~/.config/containers/auth.json``, then docker's
+``config.json``. In each file: ``credHelpers[registry]``, else (docker's file only)
+``credsStore``, else the ``auths`` entry, the most specific namespace key first
+(``registry.example/team/app`` before ``registry.example/team`` before
+``registry.example``). ``auth`` is base64 ``user:pass``, ``identitytoken`` an OAuth2
+refresh token. A helper is the real ``docker-credential-<name>`` program.
+
+``login`` stores where docker does (the helper config.json names, else config.json
+itself) unless it is given ``--authfile`` (or ``$REGISTRY_AUTH_FILE`` is set): then it
+writes that file in podman's format (``docker.io`` as Docker Hub's key), or the helper
+its ``credHelpers`` names for the registry.
 
 Docker Hub is found under any of its names (``docker.io``, ``index.docker.io``,
 ``registry-1.docker.io``, ``https://index.docker.io/v1/``); other keys may carry
@@ -17,23 +28,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError
 from ..image.reference import DOCKER_HUB, normalize_registry_host, server_host
-
-if TYPE_CHECKING:
-    import subprocess
+from .auth_files import (
+    ENV_AUTH_FILE,
+    AuthFile,
+    auth_files,
+    docker_config_dir,
+    find_entry,
+    read_auth_file,
+    registry_keys,
+    write_auth_file,
+)
+from .credential_helper import TOKEN_USERNAME, helper_erase, helper_get, helper_store
 
 __all__ = [
+    "CONTAINERS_AUTH_FILES",
     "DOCKER_HUB_SERVER_URL",
     "Credential",
     "config_dir",
@@ -49,9 +66,8 @@ log = logging.getLogger(__name__)
 
 #: The key docker writes Hub credentials under, and the ServerURL it gives helpers.
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
-_HELPER_TIMEOUT = 60.0
-_TOKEN_USERNAME = "<token>"
-_NOT_FOUND_MARKERS = ("credentials not found", "not found in native keychain")
+#: registries.conf's name, in ``credential-helpers``, for the credentials files
+CONTAINERS_AUTH_FILES = "containers-auth.json"
 
 
 @dataclass(frozen=True)
@@ -94,50 +110,15 @@ def server_url_for(registry: str) -> str:
 
 def config_dir(docker_config: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
     """``docker_config``, else ``$DOCKER_CONFIG``, else ``~/.docker``."""
-    if docker_config is not None:
-        return docker_config
-    environ = os.environ if env is None else env
-    configured = environ.get("DOCKER_CONFIG")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".docker"
+    return docker_config_dir(docker_config, env)
 
 
 def load_config(directory: Path) -> dict[str, Any]:
     """The parsed ``config.json`` in ``directory``; an empty dict when there is none."""
-    path = directory / "config.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not text.strip():
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # The message names the position only: the file holds secrets.
-        raise ConfigError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
+    return read_auth_file(directory / "config.json")
 
 
-def _lookup(mapping: Any, registry: str) -> tuple[str, Any] | None:
-    """The entry of ``mapping`` whose key names ``registry`` (exact key first)."""
-    if not isinstance(mapping, dict):
-        return None
-    want = normalize_registry(registry)
-    exact = server_url_for(registry)
-    if exact in mapping:
-        return exact, mapping[exact]
-    for key, value in mapping.items():
-        if isinstance(key, str) and normalize_registry(key) == want:
-            return key, value
-    return None
+# -- lookup -----------------------------------------------------------------------------
 
 
 def _decode_auth_entry(entry: Any, path: Path, key: str) -> Credential | None:
@@ -162,131 +143,117 @@ def _decode_auth_entry(entry: Any, path: Path, key: str) -> Credential | None:
     return None if credential.is_empty else credential
 
 
-def _helper_program(name: str, env: Mapping[str, str] | None) -> str:
-    program = f"docker-credential-{name}"
-    path = (env or os.environ).get("PATH")
-    found = shutil.which(program, path=path)
+def _from_helper(name: str, server: str, env: Mapping[str, str] | None) -> Credential | None:
+    found = helper_get(name, server, env)
     if found is None:
-        raise ConfigError(
-            f"credential helper {program} not found on PATH",
-            hint="install it, or remove credsStore/credHelpers from config.json",
-        )
-    return found
-
-
-def _clean(text: str, *secrets: str) -> str:
-    out = text.strip().splitlines()[0] if text.strip() else ""
-    for secret in secrets:
-        if secret:
-            out = out.replace(secret, "<redacted>")
-    return out[:200]
-
-
-def _run_helper(
-    name: str, verb: str, payload: str, env: Mapping[str, str] | None, *secrets: str
-) -> subprocess.CompletedProcess[str]:
-    import subprocess  # only a credential helper needs it: most runs never start one
-
-    program = _helper_program(name, env)
-    try:
-        return subprocess.run(
-            [program, verb],
-            input=payload,
-            capture_output=True,
-            text=True,
-            timeout=_HELPER_TIMEOUT,
-            env=dict(env) if env is not None else None,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"credential helper docker-credential-{name} {verb} did not answer "
-            f"within {_HELPER_TIMEOUT:.0f} s"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot run credential helper docker-credential-{name}: {exc.strerror or exc}"
-        ) from None
-
-
-def _helper_get(name: str, registry: str, env: Mapping[str, str] | None) -> Credential | None:
-    server = server_url_for(registry)
-    done = _run_helper(name, "get", server, env)
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr).lower()
-        if any(marker in output for marker in _NOT_FOUND_MARKERS):
-            return None
-        raise ConfigError(
-            f"credential helper docker-credential-{name} failed for {server}: "
-            f"{_clean(done.stderr or done.stdout) or f'exit status {done.returncode}'}"
-        )
-    try:
-        data = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        raise ConfigError(
-            f"credential helper docker-credential-{name} answered something that is not JSON"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"credential helper docker-credential-{name}: expected a JSON object")
-    username = str(data.get("Username") or "")
-    secret = str(data.get("Secret") or "")
+        return None
+    username, secret = found
     source = f"docker-credential-{name}"
-    if username == _TOKEN_USERNAME:
-        credential = Credential("", "", secret, source=source)
-    else:
-        credential = Credential(username, secret, "", source=source)
-    return None if credential.is_empty else credential
+    if username == TOKEN_USERNAME:
+        return Credential("", "", secret, source=source)
+    return Credential(username, secret, "", source=source)
 
 
-def _helper_for(config: Mapping[str, Any], registry: str) -> str | None:
-    found = _lookup(config.get("credHelpers"), registry)
-    if found is not None and isinstance(found[1], str) and found[1]:
-        return found[1]
+def _named_helper(mapping: Any, registry: str) -> str | None:
+    """The helper a ``credHelpers`` mapping names for ``registry`` (any key spelling)."""
+    if not isinstance(mapping, dict):
+        return None
+    exact = server_url_for(registry)
+    keys = [exact] if isinstance(mapping.get(exact), str) else registry_keys(mapping, registry)
+    for key in keys:
+        value = mapping[key]
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _helper_for(config: Mapping[str, Any], registry: str, docker: bool) -> str | None:
+    """``credHelpers[registry]``, else (docker's config.json) ``credsStore``."""
+    named = _named_helper(config.get("credHelpers"), registry)
+    if named is not None or not docker:
+        return named
     store = config.get("credsStore")
     return store if isinstance(store, str) and store else None
+
+
+def _server_key(registry: str, docker: bool) -> str:
+    """The key (and helper ServerURL) for ``registry``: docker's, or podman's (the host)."""
+    return server_url_for(registry) if docker else registry
+
+
+def _from_file(
+    file: AuthFile, registry: str, repository: str | None, env: Mapping[str, str] | None
+) -> Credential | None:
+    config = read_auth_file(file.path)
+    helper = _helper_for(config, registry, file.docker)
+    if helper is not None:
+        return _from_helper(helper, _server_key(registry, file.docker), env)
+    found = find_entry(config.get("auths"), registry, repository, server_url_for(registry))
+    if found is None:
+        return None
+    return _decode_auth_entry(found[1], file.path, found[0])
+
+
+def _from_files(
+    registry: str,
+    repository: str | None,
+    files: Sequence[AuthFile],
+    env: Mapping[str, str] | None,
+) -> Credential | None:
+    for file in files:
+        found = _from_file(file, registry, repository, env)
+        if found is not None:
+            return found
+    return None
 
 
 def find_credential(
     registry: str,
     *,
+    repository: str | None = None,
     username: str | None = None,
     password: str | None = None,
     docker_config: Path | None = None,
+    authfile: Path | None = None,
+    helpers: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Credential | None:
-    """The credential to use for ``registry`` (``docker.io`` or ``host[:port]``), or None.
+    """The credential to use for ``repository`` on ``registry``, or None (anonymous).
 
-    An explicit ``username``/``password`` wins over anything configured.
+    ``registry`` is ``docker.io`` or ``host[:port]``; ``repository`` (``team/app``) picks
+    a namespace key when a file has one. An explicit ``username``/``password`` wins over
+    anything configured. ``helpers`` is registries.conf's ``credential-helpers`` (None:
+    the files only). A helper that fails is an error only when no later one answers.
     """
     if username is not None or password is not None:
         return Credential(username or "", password or "", "", source="command line")
-    directory = config_dir(docker_config, env)
-    config = load_config(directory)
-    helper = _helper_for(config, registry)
-    if helper is not None:
-        return _helper_get(helper, registry, env)
-    found = _lookup(config.get("auths"), registry)
-    if found is None:
-        return None
-    return _decode_auth_entry(found[1], directory / "config.json", found[0])
+    host = normalize_registry(registry)
+    problem: ConfigError | None = None
+    for helper in helpers or (CONTAINERS_AUTH_FILES,):
+        try:
+            if helper == CONTAINERS_AUTH_FILES:
+                files = auth_files(authfile=authfile, docker_config=docker_config, env=env)
+                found = _from_files(host, repository, files, env)
+            else:
+                found = _from_helper(helper, host, env)
+        except ConfigError as exc:
+            problem = problem or exc
+            continue
+        if found is not None:
+            log.debug("credentials for %s from %s", host, found.source)
+            return found
+    if problem is not None:
+        raise problem
+    return None
 
 
-def _write_config(directory: Path, config: Mapping[str, Any]) -> None:
-    """Replace ``config.json`` atomically, readable by its owner only."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "config.json"
-    fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(config, out, indent="\t")
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# -- store and erase --------------------------------------------------------------------
+
+
+def _chosen_auth_file(authfile: Path | None, env: Mapping[str, str] | None) -> AuthFile | None:
+    """The file ``login`` writes when one is named: ``authfile``, else ``$REGISTRY_AUTH_FILE``."""
+    named = authfile or (os.environ if env is None else env).get(ENV_AUTH_FILE)
+    return AuthFile(Path(named)) if named else None
 
 
 def store_credential(
@@ -294,31 +261,30 @@ def store_credential(
     credential: Credential,
     *,
     docker_config: Path | None = None,
+    authfile: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """Save ``credential`` for ``registry`` where docker would; return where it went."""
-    directory = config_dir(docker_config, env)
-    config = load_config(directory)
-    server = server_url_for(registry)
-    helper = _helper_for(config, registry)
+    """Save ``credential`` for ``registry``; return where it went (a file or a helper).
+
+    Into ``authfile`` (else ``$REGISTRY_AUTH_FILE``) when one is named, else where docker
+    would: the helper config.json names, else config.json.
+    """
+    host = normalize_registry(registry)
+    chosen = _chosen_auth_file(authfile, env)
+    file = chosen or AuthFile(config_dir(docker_config, env) / "config.json", docker=True)
+    config = read_auth_file(file.path)
+    server = _server_key(host, file.docker)
+    helper = _helper_for(config, host, file.docker)
     if helper is not None:
         if credential.identity_token:
-            user, secret = _TOKEN_USERNAME, credential.identity_token
+            helper_store(helper, server, TOKEN_USERNAME, credential.identity_token, env)
         else:
-            user, secret = credential.username, credential.password
-        payload = json.dumps({"ServerURL": server, "Username": user, "Secret": secret})
-        done = _run_helper(helper, "store", payload, env, secret)
-        if done.returncode != 0:
-            raise ConfigError(
-                f"credential helper docker-credential-{helper} could not store credentials "
-                f"for {server}: {_clean(done.stderr or done.stdout, secret)}"
-            )
+            helper_store(helper, server, credential.username, credential.password, env)
         return f"docker-credential-{helper}"
     auths = config.get("auths")
     if not isinstance(auths, dict):
         auths = {}
-    want = normalize_registry(registry)
-    for key in [k for k in auths if isinstance(k, str) and normalize_registry(k) == want]:
+    for key in registry_keys(auths, host):
         del auths[key]
     entry: dict[str, str] = {}
     if credential.identity_token:
@@ -329,38 +295,32 @@ def store_credential(
         raw = f"{credential.username}:{credential.password}".encode()
         entry["auth"] = base64.b64encode(raw).decode("ascii")
     auths[server] = entry
-    config = {**config, "auths": auths}
-    _write_config(directory, config)
-    return str(directory / "config.json")
+    write_auth_file(file.path, {**config, "auths": auths})
+    return str(file.path)
 
 
 def erase_credential(
-    registry: str, *, docker_config: Path | None = None, env: Mapping[str, str] | None = None
+    registry: str,
+    *,
+    docker_config: Path | None = None,
+    authfile: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> bool:
-    """Forget the credentials for ``registry``; True when there were some."""
-    directory = config_dir(docker_config, env)
-    config = load_config(directory)
-    server = server_url_for(registry)
+    """Forget the credentials for ``registry`` where :func:`store_credential` puts them
+    (its helper and its file); True when there were some. Namespace keys stay."""
+    host = normalize_registry(registry)
+    chosen = _chosen_auth_file(authfile, env)
+    file = chosen or AuthFile(config_dir(docker_config, env) / "config.json", docker=True)
+    config = read_auth_file(file.path)
     removed = False
-    helper = _helper_for(config, registry)
+    helper = _helper_for(config, host, file.docker)
     if helper is not None:
-        done = _run_helper(helper, "erase", server, env)
-        if done.returncode == 0:
-            removed = True
-        else:
-            output = (done.stdout + done.stderr).lower()
-            if not any(marker in output for marker in _NOT_FOUND_MARKERS):
-                raise ConfigError(
-                    f"credential helper docker-credential-{helper} could not erase "
-                    f"credentials for {server}: {_clean(done.stderr or done.stdout)}"
-                )
+        removed = helper_erase(helper, _server_key(host, file.docker), env)
     auths = config.get("auths")
-    if isinstance(auths, dict):
-        want = normalize_registry(registry)
-        keys = [k for k in auths if isinstance(k, str) and normalize_registry(k) == want]
-        if keys:
-            for key in keys:
-                del auths[key]
-            _write_config(directory, config)
-            removed = True
+    keys = registry_keys(auths, host)
+    if isinstance(auths, dict) and keys:
+        for key in keys:
+            del auths[key]
+        write_auth_file(file.path, config)
+        removed = True
     return removed

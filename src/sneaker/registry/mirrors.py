@@ -40,7 +40,7 @@ from ..image.model import Descriptor
 from ..settings import RegistrySettings, load_settings
 from ..settings.endpoints import Endpoint, ResolvedEndpoints, normalize_host
 from ..util.closing import Closing
-from .client import BlobResponse, RegistryClient
+from .client import BlobResponse, Referrers, RegistryClient
 from .loopback import is_loopback_host
 from .options import DEFAULT_OPTIONS, RegistryOptions
 from .reader import RegistryReader
@@ -56,6 +56,7 @@ __all__ = [
     "endpoint_options",
     "make_client_factory",
     "open_endpoint_client",
+    "with_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,14 @@ _FALLBACK: tuple[type[SneakerError], ...] = (
 )
 #: a mirror gets one retry: the origin is there to fall back on
 MIRROR_RETRIES = 1
+
+
+def with_settings(options: RegistryOptions | None, settings: RegistrySettings) -> RegistryOptions:
+    """``options`` with what the settings files add: registries.conf's credential helpers."""
+    opts = options or DEFAULT_OPTIONS
+    if opts.credential_helpers is None and settings.credential_helpers is not None:
+        opts = replace(opts, credential_helpers=settings.credential_helpers)
+    return opts
 
 
 def endpoint_options(
@@ -139,7 +148,7 @@ class MirroringClient(Closing):
     ) -> None:
         self.registry = normalize_host(registry)
         self.settings = settings
-        self.options = options or DEFAULT_OPTIONS
+        self.options = with_settings(options, settings)
         self._env = env
         self._open = open_client or (
             lambda endpoint: open_endpoint_client(endpoint, self.options, self.registry, self._env)
@@ -345,6 +354,19 @@ class MirroringClient(Closing):
             absent=lambda size: size is None,
         )
 
+    def referrers(
+        self, repository: str, digest: Digest, artifact_type: str | None = None
+    ) -> Referrers | None:
+        """The referrers list of the first endpoint that has the referrers API; None when no
+        endpoint has it (the origin's answer, as ever, is final)."""
+        return self._attempt(
+            repository,
+            None,
+            f"referrers of {digest}",
+            lambda client, repo: client.referrers(repo, digest, artifact_type),
+            absent=lambda found: found is None,
+        )
+
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
         """The tags of ``repository`` from the first endpoint that lists them."""
         return self._attempt(
@@ -411,7 +433,7 @@ class _Clients(Closing, Generic[C]):
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options or DEFAULT_OPTIONS
+        self.options = with_settings(options, settings)
         self._env = env
         self._lock = threading.Lock()
         self._clients: dict[str, C] = {}

@@ -18,8 +18,11 @@ class RegistryOptions:
 
     ``plain_http`` lets a non-loopback registry be spoken to over http (loopback
     registries fall back to http by themselves when https fails to connect).
-    ``docker_config`` is the directory holding ``config.json``; ``certs_dir``
-    replaces docker's ``certs.d`` base directories. The password never prints.
+    ``docker_config`` is the directory holding ``config.json``; ``authfile`` the
+    credentials file read first (``--authfile``; None: ``$REGISTRY_AUTH_FILE``, else
+    podman's); ``credential_helpers`` registries.conf's ``credential-helpers`` (None:
+    the credentials files; see :mod:`sneaker.registry.credentials`). ``certs_dir``
+    replaces the ``certs.d`` base directories. The password never prints.
     ``insecure_source`` says what asked for ``insecure`` (``--insecure``, or the
     settings file and line), for the warning that verification is off.
     """
@@ -30,6 +33,8 @@ class RegistryOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     docker_config: Path | None = None
+    authfile: Path | None = None
+    credential_helpers: tuple[str, ...] | None = None
     certs_dir: Path | None = None
     timeout: float = 60.0
     retries: int = 5

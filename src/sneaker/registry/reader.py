@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..errors import IntegrityError
     from ..image.digest import Digest
     from ..image.model import Descriptor
-    from .client import BlobResponse, RegistryClient
+    from .client import BlobResponse, Referrers, RegistryClient
 
 __all__ = ["RegistryReader"]
 
@@ -59,6 +59,13 @@ class RegistryReader(Protocol):
 
     def blob_exists(self, repository: str, digest: Digest) -> int | None:
         """The blob's size when the repository has it, else None."""
+        ...
+
+    def referrers(
+        self, repository: str, digest: Digest, artifact_type: str | None = None
+    ) -> Referrers | None:
+        """What the referrers API lists for ``digest``; None when the registry has none (the
+        caller then reads the tag schema: the fallback tag, cosign's tags)."""
         ...
 
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:

@@ -358,9 +358,12 @@ class Transport:
                     ca_cert=options.ca_cert,
                     certs_dirs=certs_dirs,
                     insecure=options.insecure,
+                    env=self._env,
                 )
             else:
-                context = build_ssl_context(self.host, ca_cert=options.ca_cert, certs_dirs=[])
+                context = build_ssl_context(
+                    self.host, ca_cert=options.ca_cert, certs_dirs=[], env=self._env
+                )
             self._ssl_contexts[registry] = context
         return context
 

@@ -146,6 +146,11 @@ class RegistrySettings:
         return self.registries_conf.notes
 
     @property
+    def credential_helpers(self) -> tuple[str, ...] | None:
+        """registries.conf's ``credential-helpers`` (None: not set)."""
+        return self.registries_conf.credential_helpers
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """The settings files that were read."""
         extra = (self.daemon_json.path,) if self.daemon_json.path is not None else ()

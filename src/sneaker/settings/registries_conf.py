@@ -16,9 +16,12 @@ What sneaker uses (version 2 format): ``[[registry]]`` tables with ``prefix``,
 matches any subdomain. The deprecated version 1 lists (``[registries.insecure]``,
 ``[registries.block]``) are read too.
 
+``credential-helpers`` (a list of helper names; ``containers-auth.json`` names the
+credentials files) says where credentials are looked up, in order: the last file that
+sets it wins; :mod:`sneaker.registry.credentials` uses it.
+
 Ignored, with a note: ``unqualified-search-registries`` (sneaker completes short
-names as docker does, with ``docker.io``), ``[aliases]``, ``short-name-mode``,
-``credential-helpers`` (sneaker reads docker's ``config.json``). Unknown keys
+names as docker does, with ``docker.io``), ``[aliases]``, ``short-name-mode``. Unknown keys
 give a warning and are ignored; bad TOML is a :class:`ConfigError` naming the
 file and the line.
 """
@@ -55,12 +58,13 @@ SYSTEM_DROPIN_DIR = Path("/etc/containers/registries.conf.d")
 _USER_FILE = Path(".config/containers/registries.conf")
 _USER_DROPIN_DIR = Path(".config/containers/registries.conf.d")
 
-_TOP_KNOWN = frozenset({"registry", "registries"})
+_TOP_KNOWN = frozenset({"registry", "registries", "credential-helpers"})
+# a helper is the program docker-credential-NAME: a name, never a path
+_HELPER_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _TOP_IGNORED = {
     "unqualified-search-registries": "sneaker completes short names as docker does (docker.io)",
     "aliases": "short-name aliases are not used: sneaker completes short names as docker does",
     "short-name-mode": "short-name resolution is docker's (docker.io)",
-    "credential-helpers": "sneaker reads credentials from docker's config.json",
     "additional-layer-store-auth-helper": "sneaker has no additional layer store",
 }
 _REGISTRY_KEYS = frozenset(
@@ -167,6 +171,8 @@ class RegistriesConf:
     entries: tuple[RegistryEntry, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: ``credential-helpers`` of the last file that sets it (None: no file does)
+    credential_helpers: tuple[str, ...] | None = None
 
     def find(self, host: str, path: str = "") -> RegistryEntry | None:
         """The entry with the longest prefix matching ``host``/``path``."""
@@ -330,6 +336,7 @@ class _FileResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     version1: bool = False
+    credential_helpers: tuple[str, ...] | None = None
 
 
 def _parse_prefix(text: str, where: str) -> tuple[str, str] | None:
@@ -508,11 +515,28 @@ def _parse_v1(data: Any, path: Path, lines: _Lines, result: _FileResult) -> None
         )
 
 
+def _credential_helpers(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: credential-helpers must be an array of strings")
+    for name in value:
+        if not re.fullmatch(_HELPER_NAME, name):
+            raise ConfigError(
+                f"{where}: credential-helpers: {name!r} is not a helper name "
+                f"(docker-credential-NAME, or containers-auth.json for the credentials files)"
+            )
+    return tuple(value)
+
+
 def parse_registries_conf(
     text: str, path: Path | str
 ) -> tuple[list[RegistryEntry], list[str], list[str], bool]:
     """Parse one file: (entries, warnings, notes, is_version_1)."""
-    file_path = Path(path)
+    result = _parse_file(text, Path(path))
+    return result.entries, result.warnings, result.notes, result.version1
+
+
+def _parse_file(text: str, file_path: Path) -> _FileResult:
+    """One file's entries, warnings, notes, format version and credential helpers."""
     data = load_toml(text, file_path)
     lines = _Lines(text)
     result = _FileResult()
@@ -527,6 +551,11 @@ def parse_registries_conf(
         elif key not in _TOP_KNOWN:
             line = lines.key_line(key, 0) or lines.table_starts.get(key)
             result.warnings.append(f"{_where(file_path, line)}: unknown key {key!r} (ignored)")
+    if "credential-helpers" in data:
+        line = lines.key_line("credential-helpers", 0)
+        result.credential_helpers = _credential_helpers(
+            data["credential-helpers"], _where(file_path, line)
+        )
     has_v1 = "registries" in data
     has_v2 = "registry" in data
     if has_v1 and has_v2:
@@ -554,7 +583,7 @@ def parse_registries_conf(
                 )
             seen[entry.prefix] = entry.where
             result.entries.append(entry)
-    return result.entries, result.warnings, result.notes, result.version1
+    return result
 
 
 def load_registries_conf(files: Sequence[Path]) -> RegistriesConf:
@@ -565,15 +594,20 @@ def load_registries_conf(files: Sequence[Path]) -> RegistriesConf:
     merged: dict[str, RegistryEntry] = {}
     warnings: list[str] = []
     notes: list[str] = []
+    helpers: tuple[str, ...] | None = None
     for position, path in enumerate(files):
-        entries, file_warnings, file_notes, version1 = parse_registries_conf(_read_text(path), path)
-        if version1 and position > 0 and path.parent.name.endswith(".conf.d"):
+        result = _parse_file(_read_text(path), path)
+        if result.version1 and position > 0 and path.parent.name.endswith(".conf.d"):
             raise ConfigError(
                 f"{path}: a registries.conf.d drop-in must use the version 2 format "
                 f"([[registry]] tables)"
             )
-        for entry in entries:
+        for entry in result.entries:
             merged[entry.prefix] = entry
-        warnings.extend(file_warnings)
-        notes.extend(file_notes)
-    return RegistriesConf(tuple(files), tuple(merged.values()), tuple(warnings), tuple(notes))
+        warnings.extend(result.warnings)
+        notes.extend(result.notes)
+        if result.credential_helpers is not None:
+            helpers = result.credential_helpers
+    return RegistriesConf(
+        tuple(files), tuple(merged.values()), tuple(warnings), tuple(notes), helpers
+    )

@@ -38,7 +38,7 @@ def _fetch(
     client: RegistryReader, repository: str, identifier: str, where: str
 ) -> Manifest | Index:
     raw, media_type = client.get_manifest(repository, identifier)
-    expected = Digest.parse(identifier) if identifier.startswith("sha") else None
+    expected = Digest.parse(identifier) if ":" in identifier else None
     return parse_manifest(raw, media_type, expected=expected, where=where)
 
 

@@ -71,7 +71,7 @@ class _Walk:
         where = f"{self.client.registry}/{repository}:{identifier}"
         try:
             raw, media_type = self.client.get_manifest(repository, identifier)
-            digest = Digest.parse(identifier) if identifier.startswith("sha") else None
+            digest = Digest.parse(identifier) if ":" in identifier else None
             return parse_manifest(raw, media_type, expected=digest, where=where)
         except (NotFound, UnsupportedError, ManifestInvalid, AuthError) as exc:
             self.incomplete(f"skipped {where}: {exc.message}")

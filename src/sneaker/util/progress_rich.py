@@ -133,7 +133,7 @@ class RichProgress(CountingProgress):
         if hidden:
             table.add_row(Text(shorten(f"… and {hidden} more in progress", label)))
         add(
-            f"{snapshot.done_units}/{count(snapshot.total_units, self._noun)}",
+            f"total {snapshot.done_units}/{count(snapshot.total_units, self._noun)}",
             snapshot.done_bytes,
             snapshot.total_bytes,
             snapshot.rate,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.docker_archive import write_docker_archive
+from ..archive.docker_archive import check_docker_records, write_docker_archive
 from ..archive.oci_layout import write_oci_layout
 from ..archive.split import split_parts
 from ..archive.tar import check_archive_output
@@ -363,6 +363,7 @@ def assemble(
                 "a docker archive holds one platform per image",
                 hint="assemble it with --format oci",
             )
+        check_docker_records(checked.records)  # an artifact (a chart, a signature)
 
     blobs = BlobCache(directory)
     progress.message(f"writing {output_path}")

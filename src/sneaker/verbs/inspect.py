@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ArchiveError, ManifestInvalid, NotFound, SneakerError
+from ..image.artifacts import Attachment, artifact_type, attachment_of
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
@@ -49,6 +50,8 @@ class ManifestReport:
     config_digest: str
     layers: tuple[tuple[str, int, str], ...]  # digest, size, media type
     attestation: bool = False
+    #: what an artifact is (``artifactType``, else its config's media type); None for an image
+    artifact_type: str | None = None
 
     @property
     def size(self) -> int:
@@ -58,6 +61,7 @@ class ManifestReport:
         return {
             "digest": self.digest,
             "mediaType": self.media_type,
+            "artifactType": self.artifact_type,
             "platform": self.platform,
             "created": self.created,
             "config": self.config_digest,
@@ -74,14 +78,24 @@ class ImageReport:
     digest: str
     media_type: str
     manifests: tuple[ManifestReport, ...]
+    #: the root's artifact type when it is an artifact, else None
+    artifact_type: str | None = None
+    #: what the image is attached to (an OCI 1.1 referrer, a cosign tag), else None
+    attachment: Attachment | None = None
 
     def to_json(self) -> dict[str, Any]:
+        attached = self.attachment
         return {
             "name": self.name,
             "tags": list(self.tags),
             "digest": self.digest,
             "mediaType": self.media_type,
-            "platforms": [m.platform for m in self.manifests if not m.attestation],
+            "artifactType": self.artifact_type,
+            "subject": str(attached.subject) if attached is not None else None,
+            "attachment": attached.kind if attached is not None else None,
+            "platforms": [
+                m.platform for m in self.manifests if not m.attestation and not m.artifact_type
+            ],
             "manifests": [m.to_json() for m in self.manifests],
         }
 
@@ -133,8 +147,9 @@ def _manifest_report(
 ) -> ManifestReport:
     platform = str(desc.platform) if desc is not None and desc.platform is not None else ""
     attestation = desc.is_attestation if desc is not None else False
+    kind = artifact_type(manifest)
     created = None
-    if not attestation:
+    if not attestation and kind is None:
         try:
             config = json.loads(read_config(manifest.config))
         except ValueError:
@@ -153,6 +168,7 @@ def _manifest_report(
         config_digest=str(manifest.config.digest),
         layers=tuple((str(d.digest), d.size, d.media_type) for d in manifest.layers),
         attestation=attestation,
+        artifact_type=kind,
     )
 
 
@@ -185,6 +201,8 @@ def report_record(record: ImageRecord, read_config: ConfigReader) -> ImageReport
         digest=str(record.root.digest),
         media_type=record.root.media_type,
         manifests=tuple(manifests),
+        artifact_type=artifact_type(record.root),
+        attachment=attachment_of(record),
     )
 
 

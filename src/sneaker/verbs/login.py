@@ -1,12 +1,15 @@
 """``login`` and ``logout``: check credentials against a registry, then store or erase them.
 
-Stored where docker stores them, so docker, podman (which reads docker's file)
-and sneaker share one login: the credential helper that ``config.json`` names
-(``credHelpers`` for the registry, else ``credsStore``), otherwise ``config.json``
-itself (in ``$DOCKER_CONFIG`` or ``~/.docker``, mode 0600, written atomically,
-other entries untouched). Docker Hub's names (``docker.io``, ``index.docker.io``,
-``https://index.docker.io/v1/``) are one registry, stored under docker's key
-``https://index.docker.io/v1/``.
+Stored where docker stores them, so docker, podman and skopeo (which read docker's
+file after their own) and sneaker share one login: the credential helper that
+``config.json`` names (``credHelpers`` for the registry, else ``credsStore``), otherwise
+``config.json`` itself (in ``$DOCKER_CONFIG`` or ``~/.docker``, mode 0600, written
+atomically, other entries untouched). Docker Hub's names (``docker.io``,
+``index.docker.io``, ``https://index.docker.io/v1/``) are one registry, stored under
+docker's key ``https://index.docker.io/v1/``. With ``authfile`` (``--authfile``, or
+``$REGISTRY_AUTH_FILE``) they go to that containers-auth.json(5) file instead, as podman
+and skopeo write it (the host as the key, ``docker.io`` for Docker Hub), or to the
+helper its ``credHelpers`` names for the registry.
 
 Nothing is stored unless the registry accepted the credentials. A password is
 never printed.
@@ -33,7 +36,7 @@ __all__ = ["LoginResult", "login", "login_registry", "logout"]
 
 @dataclass(frozen=True)
 class LoginResult:
-    """Where the credentials for ``registry`` went: a config.json path or a helper program."""
+    """Where the credentials for ``registry`` went: a file's path or a helper program."""
 
     registry: str
     server: str
@@ -42,7 +45,7 @@ class LoginResult:
 
     @property
     def plaintext(self) -> bool:
-        """True when the password sits (base64-encoded, not encrypted) in config.json."""
+        """True when the password sits (base64-encoded, not encrypted) in a file."""
         return not self.helper
 
 
@@ -80,6 +83,7 @@ def login(
     options: RegistryOptions | None = None,
     settings: RegistrySettings | None = None,
     docker_config: Path | None = None,
+    authfile: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> LoginResult:
     """Check ``username``/``password`` against ``registry``; store them when it accepts them.
@@ -89,7 +93,7 @@ def login(
     credential store fails.
     """
     # start-up: logout needs no HTTP client; only login loads it (urllib3)
-    from ..registry.mirrors import open_endpoint_client
+    from ..registry.mirrors import open_endpoint_client, with_settings
     from ..registry.options import DEFAULT_OPTIONS
 
     host = login_registry(registry)
@@ -98,13 +102,18 @@ def login(
     if not password:
         raise UsageError(f"login to {host}: the password is empty")
     base = options or DEFAULT_OPTIONS
+    if settings is not None:
+        base = with_settings(base, settings)
     config_dir = docker_config or base.docker_config
-    opts = replace(base, username=username, password=password, docker_config=config_dir)
+    target = authfile or base.authfile
+    opts = replace(
+        base, username=username, password=password, docker_config=config_dir, authfile=target
+    )
     with open_endpoint_client(_endpoint(host, settings), opts, host, env) as client:
         client.ping()
     stored_in = store_credential(
         host, Credential(username, password, source="sneaker login"),
-        docker_config=config_dir, env=env,
+        docker_config=config_dir, authfile=target, env=env,
     )  # fmt: skip
     return LoginResult(
         registry=host,
@@ -118,7 +127,11 @@ def logout(
     registry: str,
     *,
     docker_config: Path | None = None,
+    authfile: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> bool:
-    """Erase the stored credentials for ``registry``; True when there were some."""
-    return erase_credential(login_registry(registry), docker_config=docker_config, env=env)
+    """Erase the stored credentials for ``registry`` where ``login`` stores them; True
+    when there were some."""
+    return erase_credential(
+        login_registry(registry), docker_config=docker_config, authfile=authfile, env=env
+    )

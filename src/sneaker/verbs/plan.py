@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..errors import ArchiveError, NotFound, UnsupportedError, UsageError
+from ..image.artifacts import record_is_artifact
 from ..image.config import MAX_CONFIG_BYTES, check_record_configs
 from ..image.digest import Digest
 from ..image.model import Descriptor, Manifest
@@ -56,6 +57,7 @@ from ..transfer.remote import Resolved, resolve
 from ..util.jsondoc import DocumentKind
 from ..util.progress import NullProgress, Progress
 from .fetchscript import DEFAULT_JOBS, FetchItem, render_fetch_script
+from .referrers import CarriedReferrer, ReferrerOptions, find_referrers
 
 if TYPE_CHECKING:
     from ..registry.client import RegistryClient, RegistryOptions
@@ -77,6 +79,7 @@ __all__ = [
 ]
 
 PLAN_FILE = "plan.json"
+_ANY = PlatformRequest(all=True)
 PLAN_FORMAT = "sneaker-plan"
 PLAN_VERSION = 1
 #: plan files larger than this are refused
@@ -123,6 +126,8 @@ class PlannedImage:
     blob_url: Callable[[Digest], str] = field(repr=False, compare=False)
     #: ``host/repository`` blobs are fetched from when not the image's own (a mirror)
     fetch_from: str | None = None
+    #: what it refers to, when it is a referrer of another image of the plan
+    referrer: CarriedReferrer | None = None
 
     @property
     def reference(self) -> Reference:
@@ -179,6 +184,8 @@ def _image_json(image: PlannedImage) -> dict[str, Any]:
     }
     if image.fetch_from is not None:
         names["fetch_from"] = image.fetch_from
+    if image.referrer is not None:
+        names["referrer"] = image.referrer.to_json()
     return {
         **names,
         "source_digest": str(image.source_digest),
@@ -220,8 +227,11 @@ def assemble_command(plan_dir: str, plan_digest: Digest | str, *, several_platfo
 
 
 def _several_platforms(images: Sequence[PlannedImage], request: PlatformRequest) -> bool:
-    """Can only an OCI archive hold these (as ``assemble`` decides)?"""
-    return not request.single or any(not isinstance(i.record.root, Manifest) for i in images)
+    """Can only an OCI archive hold these (as ``assemble`` decides)? Several platforms, or
+    an artifact (a Helm chart, a signature), which a docker archive does not hold."""
+    return not request.single or any(
+        not isinstance(i.record.root, Manifest) or record_is_artifact(i.record) for i in images
+    )
 
 
 @dataclass
@@ -236,6 +246,17 @@ class PlanResult:
     config_size: int = 0
     #: a docker archive cannot hold the plan's images (several platforms): assemble to OCI
     several_platforms: bool = False
+    #: what the referrers' bounds left out
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def requested(self) -> list[PlannedImage]:
+        """The images asked for (not their referrers)."""
+        return [i for i in self.images if i.referrer is None]
+
+    @property
+    def referrers(self) -> list[CarriedReferrer]:
+        return [i.referrer for i in self.images if i.referrer is not None]
 
     @property
     def fetch_count(self) -> int:
@@ -262,8 +283,10 @@ class PlanResult:
                     "platforms": [str(p) for p in i.platforms],
                     "index_rewritten": i.record.rewritten,
                 }
-                for i in self.images
+                for i in self.requested
             ],
+            "referrers": [r.to_json() for r in self.referrers],
+            "warnings": list(self.warnings),
             "blobs": {
                 "count": self.blob_count,
                 "size": self.blob_size,
@@ -404,12 +427,15 @@ def plan(
     progress: Progress | None = None,
     settings: RegistrySettings | None = None,
     client_factory: Callable[[str], RegistryReader] | None = None,
+    referrers: ReferrerOptions | None = None,
 ) -> PlanResult:
     """Resolve ``references`` now and write a download plan into the directory ``output``.
 
     Registries are read through ``client_factory`` (default: one for ``settings``,
     which default to :func:`sneaker.settings.load_settings`): mirrors, insecure and
     blocked registries apply as for ``pull``; see the module doc for mirror URLs.
+    ``referrers`` plans the images' referrers too (:mod:`sneaker.verbs.referrers`), as
+    images of their own after them, each entry of plan.json saying what it refers to.
     """
     if not references:
         raise UsageError(
@@ -431,6 +457,17 @@ def plan(
             for ref in unique_refs:
                 progress.message(f"resolving {ref.familiar}")
                 resolved.append(resolve(client_for(ref.registry), ref, request))
+            carried: list[CarriedReferrer | None] = [None] * len(unique_refs)
+            warnings: list[str] = []
+            if referrers is not None:
+                readers = [
+                    (r, i, client_for(r.registry))
+                    for r, i in zip(unique_refs, resolved, strict=True)
+                ]
+                taken, warnings = find_referrers(readers, referrers, progress)
+                unique_refs += [item.ref for item, _ in taken]
+                resolved += [item.resolved for item, _ in taken]
+                carried += [CarriedReferrer.of(item) for item, _ in taken]
 
             cache = BlobCache(tmp)
             config_jobs: list[BlobJob] = []
@@ -442,7 +479,7 @@ def plan(
                                 f"{ref.familiar}: blob {desc.digest} is not a sha256 digest",
                                 hint="fetch.sh and SHA256SUMS handle sha256 blobs only",
                             )
-                    label = f"{ref.familiar} config {manifest.config.digest.short}"
+                    label = f"{ref.brief} config {manifest.config.digest.short}"
                     config_jobs.append(
                         BlobJob(client_for(ref.registry), ref.repository, manifest.config, label)
                     )
@@ -454,10 +491,11 @@ def plan(
                 return cache.path(manifest.config.digest).read_bytes()
 
             images: list[PlannedImage] = []
-            for ref, item in zip(unique_refs, resolved, strict=True):
+            for ref, item, referrer in zip(unique_refs, resolved, carried, strict=True):
                 record = item.record
                 platforms = item.platforms
-                found = check_record_configs(record, read_config, ref.familiar, request)
+                wanted = request if referrer is None else _ANY  # a referrer: any platform
+                found = check_record_configs(record, read_config, ref.familiar, wanted)
                 if found is not None:
                     platforms = (found,)
                 client, repository, fetch_from = client_for(ref.registry).served_from(
@@ -471,6 +509,7 @@ def plan(
                         platforms=platforms,
                         blob_url=_blob_url_maker(client, repository),
                         fetch_from=fetch_from,
+                        referrer=referrer,
                     )
                 )
 
@@ -490,4 +529,5 @@ def plan(
         config_count=len(configs),
         config_size=sum(configs.values()),
         several_platforms=_several_platforms(images, request),
+        warnings=warnings,
     )

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..archive.delta import DeltaMarker, OmittedBlob, docker_format_refusal
-from ..archive.docker_archive import write_docker_archive
+from ..archive.docker_archive import check_docker_records, write_docker_archive
 from ..archive.oci_layout import write_oci_layout
 from ..archive.split import split_parts
 from ..archive.tar import check_archive_output
 from ..errors import UsageError
-from ..image.config import MAX_CONFIG_BYTES, check_record_configs
+from ..image.artifacts import artifact_type
+from ..image.config import MAX_CONFIG_BYTES, check_record_configs, image_config_digests
 from ..image.digest import Digest
 from ..image.model import Manifest
 from ..image.records import BlobSource, ImageRecord
@@ -30,9 +31,10 @@ from ..registry.options import RegistryOptions, check_explicit_credentials
 from ..settings import load_settings
 from ..transfer.cache import BlobCache, default_cache_dir
 from ..transfer.fetch import BlobJob, FetchStats, fetch_blobs, fetch_while
-from ..transfer.source import resolve_images
+from ..transfer.source import RegistrySource, ResolvedImage, resolve_images
 from ..util.progress import NullProgress, Progress
 from .output import WrittenOutput
+from .referrers import CarriedReferrer, ReferrerOptions, find_referrers, refuse_docker_format
 
 if TYPE_CHECKING:
     from ..image.inventory import Inventory
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["PullResult", "PulledImage", "default_output_name", "plan_delta", "pull"]
 
 FORMATS = ("docker", "oci")
+_ANY = PlatformRequest(all=True)
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,15 @@ class PulledImage:
     platforms: tuple[str, ...]
     size: int
     rewritten: bool = False
+    #: what an artifact is (a Helm chart's config type, an SBOM's artifactType); None: an image
+    artifact_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "digest": self.digest,
             "platforms": list(self.platforms),
+            "artifactType": self.artifact_type,
             "size": self.size,
             "index_rewritten": self.rewritten,
         }
@@ -68,11 +74,17 @@ class PullResult(WrittenOutput):
     stats: FetchStats = field(default_factory=FetchStats)
     #: the marker of a delta (``base`` given and something left out), else None
     delta: DeltaMarker | None = None
+    #: the images' referrers (``--referrers``), in the archive after the images
+    referrers: list[CarriedReferrer] = field(default_factory=list)
+    #: what the referrers' bounds left out
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.output_json(),
             "images": [i.to_json() for i in self.images],
+            "referrers": [r.to_json() for r in self.referrers],
+            "warnings": list(self.warnings),
             "delta": None
             if self.delta is None
             else {
@@ -108,6 +120,18 @@ def _output_kind(output: Path | str, fmt: str) -> str:
     if str(output).endswith(("/", "\\")) or Path(output).is_dir():
         return "oci-layout"
     return "oci-archive"
+
+
+def _with_referrers(
+    source: RegistrySource, options: ReferrerOptions, result: PullResult, progress: Progress
+) -> RegistrySource:
+    """``source`` with the referrers of its images after them (noted in ``result``)."""
+    found, result.warnings = find_referrers(
+        [(image.ref, image.resolved, image.client) for image in source.images], options, progress
+    )
+    result.referrers = [CarriedReferrer.of(item) for item, _ in found]
+    extra = [ResolvedImage(item.ref, item.resolved, reader) for item, reader in found]
+    return RegistrySource([*source.images, *extra], source.cache, progress)
 
 
 def plan_delta(records: Sequence[ImageRecord], base: Inventory) -> DeltaMarker:
@@ -149,6 +173,7 @@ def pull(
     client_factory: Callable[[str], RegistryReader] | None = None,
     settings: RegistrySettings | None = None,
     base: Inventory | None = None,
+    referrers: ReferrerOptions | None = None,
 ) -> PullResult:
     """Pull ``references`` into one archive (``format`` ``docker`` or ``oci``).
 
@@ -161,12 +186,16 @@ def pull(
     ``--since`` archives and ``--have`` inventories) makes a delta (:func:`plan_delta`):
     the layers it has are neither downloaded nor written, and the archive is an OCI
     layout with a marker (see :mod:`sneaker.archive.delta`); ``format`` defaults to ``oci``
-    then, and ``docker`` is refused. ``format`` is ``docker`` otherwise.
+    then, and ``docker`` is refused. ``referrers`` (``--referrers``) carries the images'
+    signatures, attestations and SBOMs too (:mod:`sneaker.verbs.referrers`): OCI only as
+    well. ``format`` is ``docker`` otherwise.
     """
     if format is None:
-        format = "oci" if base is not None else "docker"
+        format = "oci" if base is not None or referrers is not None else "docker"
     if base is not None and format == "docker":
         raise docker_format_refusal()
+    if referrers is not None and format == "docker":
+        raise refuse_docker_format()
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}", hint="use --format docker or --format oci")
     if not references:
@@ -214,6 +243,12 @@ def pull(
 
         source = resolve_images(refs, client_factory, request, cache=cache, progress=progress)
         resolved = [(image.ref, image.resolved) for image in source.images]
+        result = PullResult(output_path, kind)
+        if referrers is not None:
+            source = _with_referrers(source, referrers, result, progress)
+        if kind == "docker-archive":
+            check_docker_records(source.records)  # before any download: an artifact, say
+        image_configs = image_config_digests(source.records)
 
         delta = None
         if base is not None:
@@ -229,8 +264,12 @@ def pull(
                 for job in source.jobs(configs=configs)
                 # the other side has it: not downloaded, not written
                 if job.desc.digest not in skipped
-                # a config refused by its declared size: never downloaded
-                and not (configs and job.desc.size > MAX_CONFIG_BYTES)
+                # an image config refused by its declared size: never downloaded
+                and not (
+                    configs
+                    and job.desc.size > MAX_CONFIG_BYTES
+                    and job.desc.digest in image_configs
+                )
             ]
 
         def read_config(manifest: Manifest) -> bytes:
@@ -247,7 +286,9 @@ def pull(
             check_record_configs(item.record, read_config, ref.familiar, request)
             for ref, item in resolved
         ]
-        result = PullResult(output_path, kind, delta=delta)
+        for image in source.images[len(resolved) :]:  # referrers: any platform
+            check_record_configs(image.resolved.record, read_config, image.ref.familiar, _ANY)
+        result.delta = delta
         records: list[ImageRecord] = []
         for (ref, item), found in zip(resolved, found_platforms, strict=True):
             record = item.record
@@ -263,8 +304,11 @@ def pull(
                     platforms=tuple(str(p) for p in platforms),
                     size=size,
                     rewritten=record.rewritten,
+                    artifact_type=artifact_type(record.root),
                 )
             )
+
+        records += [image.resolved.record for image in source.images[len(resolved) :]]
 
         def write(blobs: BlobSource) -> None:
             """The archive, written while the layers download: each blob is copied

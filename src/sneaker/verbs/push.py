@@ -13,7 +13,12 @@ order is the one registries need:
    or the repository the archive's image was pulled from), else an upload
    (chunked for large blobs);
 2. child manifests by digest, image manifests before the indexes that list them;
-3. the image's own manifest or index, under its tag.
+3. the image's own manifest or index, under its tag;
+4. for a registry without the referrers API (it did not answer a manifest with a
+   ``subject`` with ``OCI-Subject``, as distribution 2.8 does not), the fallback tag
+   ``sha256-<hex>`` of each subject: the OCI index there gets the pushed referrers
+   appended (its own entries kept), as the distribution spec asks of clients, so
+   the registry answers the same referrers the archive's source did.
 
 A delta archive (:mod:`sneaker.archive.delta`) leaves out layers its base had: each
 is looked for in the target repository, then mounted from the repositories the
@@ -40,6 +45,7 @@ Where images go (``target``):
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -50,9 +56,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from ..archive import open_archive
-from ..errors import ArchiveError, AuthError, IntegrityError, Interrupted, NotFound, UsageError
+from ..errors import (
+    ArchiveError,
+    AuthError,
+    IntegrityError,
+    Interrupted,
+    NotFound,
+    UnsupportedError,
+    UsageError,
+)
+from ..image import mediatypes as mt
+from ..image.artifacts import (
+    attachment_of,
+    digest_tag,
+    merge_referrers_index,
+    referrer_descriptor,
+)
 from ..image.digest import Digest
-from ..image.model import Descriptor, Index, Manifest
+from ..image.model import Descriptor, Index, Manifest, parse_manifest
 from ..image.records import ImageRecord
 from ..image.reference import Reference
 from ..layers.recompress import CompressedLayer, gzip_layer_to_dir
@@ -72,11 +93,12 @@ from .pushplan import (
 
 if TYPE_CHECKING:
     from ..archive import ArchiveSource
-    from ..registry.client import RegistryClient
+    from ..registry.client import RegistryClient, StoredManifest
 
 __all__ = [
     "PushResult",
     "PushedImage",
+    "ReferrersTag",
     "TargetPrefix",
     "parse_target",
     "plan_targets",
@@ -100,6 +122,8 @@ class PushedImage:
     uploaded: int = 0
     skipped: int = 0
     mounted: int = 0
+    #: what it refers to (an OCI 1.1 subject, or the digest its cosign tag names), if anything
+    subject: str | None = None
 
     @property
     def recompressed(self) -> bool:
@@ -113,6 +137,7 @@ class PushedImage:
             "source": self.source,
             "source_digest": self.source_digest,
             "recompressed": self.recompressed,
+            "subject": self.subject,
             "blobs": {
                 "uploaded": self.uploaded,
                 "skipped": self.skipped,
@@ -121,11 +146,35 @@ class PushedImage:
         }
 
 
+@dataclass(frozen=True)
+class ReferrersTag:
+    """A fallback tag ``sha256-<hex>`` written for a registry without the referrers API."""
+
+    target: str  # host/repo:sha256-<hex>
+    subject: str
+    digest: str  # of the index now under the tag
+    listed: int  # referrers it lists
+    added: int  # of which this push added
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "subject": self.subject,
+            "digest": self.digest,
+            "listed": self.listed,
+            "added": self.added,
+        }
+
+
 @dataclass
 class PushResult:
     archive: Path
     format: str
     images: list[PushedImage] = field(default_factory=list)
+    #: referrers a registry with the referrers API took (it answered OCI-Subject)
+    referrers_by_api: int = 0
+    #: fallback tags written for registries without the API
+    referrers_tags: list[ReferrersTag] = field(default_factory=list)
 
     @property
     def uploaded(self) -> int:
@@ -144,6 +193,10 @@ class PushResult:
             "archive": str(self.archive),
             "format": self.format,
             "images": [i.to_json() for i in self.images],
+            "referrers": {
+                "by_api": self.referrers_by_api,
+                "tags": [t.to_json() for t in self.referrers_tags],
+            },
             "blobs": {
                 "uploaded": self.uploaded,
                 "skipped": self.skipped,
@@ -442,8 +495,11 @@ class _Run:
     def put_manifests(
         self, plan: PushPlan, outcome_of: dict[tuple[str, str, Digest], str], format: str
     ) -> PushResult:
-        """Each image's manifests, children first, then the tag; what each image's blobs needed."""
+        """Each image's manifests, children first, then the tag; what each image's blobs needed.
+        Then, where a registry did not say it took a referrer (``OCI-Subject``), the fallback
+        tags of the subjects (:meth:`index_referrers`)."""
         result = PushResult(self.archive, format)
+        unlisted: dict[tuple[str, str, Digest], list[Descriptor]] = {}
         for image in plan.images:
             ref = image.ref
             counts = {"uploaded": 0, "skipped": image.repeated, "mounted": 0}
@@ -451,17 +507,62 @@ class _Run:
                 counts[outcome_of[(ref.registry, ref.repository, digest)]] += 1
             client = self.clients(ref.registry)
             for put in image.manifests:
-                _put(client, ref, put.identifier, put.node)
+                stored = _put(client, ref, put.identifier, put.node)
+                subject = put.node.subject
+                if subject is None:
+                    continue
+                if stored.subject is not None:
+                    result.referrers_by_api += 1
+                    continue
+                key = (ref.registry, ref.repository, subject.digest)
+                unlisted.setdefault(key, []).append(referrer_descriptor(put.node))
+            attached = attachment_of(image.record)
             result.images.append(
                 PushedImage(
                     target=str(image.shown),
                     digest=str(image.record.root.digest),
                     source=image.name,
                     source_digest=str(image.source_digest),
+                    subject=str(attached.subject) if attached is not None else None,
                     **counts,
                 )
             )
+        for (registry, repository, subject_digest), listed in unlisted.items():
+            written = self.index_referrers(registry, repository, subject_digest, listed)
+            if written is not None:
+                result.referrers_tags.append(written)
         return result
+
+    def index_referrers(
+        self, registry: str, repository: str, subject: Digest, listed: Sequence[Descriptor]
+    ) -> ReferrersTag | None:
+        """List ``listed`` under the fallback tag of ``subject``, as the distribution spec asks
+        of a client when the registry has no referrers API: the index under the tag (if any)
+        keeps its entries and gets the new ones appended. None when it listed them all."""
+        client = self.clients(registry)
+        tag = digest_tag(subject)
+        where = f"{registry}/{repository}:{tag}"
+        try:
+            raw, media_type = client.get_manifest(repository, tag, (mt.OCI_INDEX,))
+        except NotFound:
+            existing: bytes | None = None
+        else:
+            node = parse_manifest(raw, media_type, where=where)
+            if not isinstance(node, Index):
+                raise UnsupportedError(
+                    f"{where} should list the referrers of {subject}, and holds a "
+                    f"{node.media_type} instead: not overwriting it",
+                    hint="a registry without the referrers API keeps them under that tag; "
+                    "move what is there, or push to a registry with the referrers API",
+                )
+            existing = raw
+        merged = merge_referrers_index(existing, listed)
+        if merged is None:
+            return None
+        digest = client.put_manifest(repository, tag, merged, mt.OCI_INDEX)
+        before = len(json.loads(existing)["manifests"]) if existing is not None else 0
+        after = len(json.loads(merged)["manifests"])
+        return ReferrersTag(where, str(subject), str(digest), after, after - before)
 
 
 def _mount(
@@ -498,10 +599,13 @@ def _base_missing(
     )
 
 
-def _put(client: RegistryClient, ref: Reference, identifier: str, node: Manifest | Index) -> None:
-    answered = client.put_manifest(ref.repository, identifier, node.raw, node.media_type)
-    if answered != node.digest:
+def _put(
+    client: RegistryClient, ref: Reference, identifier: str, node: Manifest | Index
+) -> StoredManifest:
+    stored = client.store_manifest(ref.repository, identifier, node.raw, node.media_type)
+    if stored.digest != node.digest:
         raise IntegrityError(
-            f"{ref.registry} stored {ref.repository}:{identifier} as {answered}, "
+            f"{ref.registry} stored {ref.repository}:{identifier} as {stored.digest}, "
             f"not as {node.digest}"
         )
+    return stored

@@ -38,6 +38,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 
 from ..errors import ArchiveError, InvalidReference, UsageError
+from ..image.artifacts import attachment_of
 from ..image.digest import Digest
 from ..image.model import Descriptor, Index, Manifest
 from ..image.records import ImageRecord
@@ -118,6 +119,13 @@ def _record_label(record: ImageRecord, number: int, name: str | None) -> str:
     return name or f"image {number} ({record.root.digest.short})"
 
 
+def _beside(target: Reference, record: ImageRecord) -> Reference:
+    """Where a referrer or cosign attachment of the image pushed as ``target`` goes: the
+    same repository, under its own (cosign) tag, else by its digest."""
+    tag = record.reference.tag if record.reference is not None else None
+    return Reference(target.registry, target.repository, tag, None if tag else record.root.digest)
+
+
 def plan_targets(
     records: Sequence[ImageRecord],
     target: str | Reference | TargetPrefix | None,
@@ -130,16 +138,24 @@ def plan_targets(
     labels = [
         _record_label(r, i + 1, names[i] if i < len(names) else None) for i, r in enumerate(records)
     ]
+    if isinstance(parsed, Reference) and len(records) == 1:
+        return [parsed]
     if isinstance(parsed, Reference):
-        if len(records) != 1:
+        # an image's referrers and cosign attachments go with it, into the same repository
+        attached = [attachment_of(r) is not None for r in records]
+        main = [label for label, extra in zip(labels, attached, strict=True) if not extra]
+        if len(main) != 1:
             prefix = parsed.name.rsplit("/", 1)[0] if "/" in parsed.repository else parsed.registry
             raise UsageError(
                 f"TARGET {parsed.familiar} names one image, and the archive holds "
-                f"{len(records)}: {', '.join(labels)}",
+                f"{len(main)}: {', '.join(main)}",
                 hint=f"give a registry or registry/prefix instead (e.g. {prefix}): each image "
                 "then keeps its own repository and tag below it",
             )
-        return [parsed]
+        return [
+            _beside(parsed, record) if extra else parsed
+            for record, extra in zip(records, attached, strict=True)
+        ]
     out: list[Reference] = []
     for record, label in zip(records, labels, strict=True):
         ref = record.reference

@@ -29,8 +29,10 @@ from ..errors import (
     NoMatchingPlatform,
     NotFound,
     SneakerError,
+    UnsupportedError,
     UsageError,
 )
+from ..image.artifacts import artifact_type, record_is_artifact
 from ..image.config import MAX_CONFIG_BYTES, parse_config
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
@@ -217,6 +219,17 @@ def _choose_manifest(
     raise ManifestInvalid(f"{name}: indexes nested deeper than {_MAX_NESTING} levels")
 
 
+def _refuse_artifact(node: Manifest | Index, name: str) -> None:
+    kind = artifact_type(node)
+    if kind is not None:
+        raise UnsupportedError(
+            f"{name} is an OCI artifact ({kind}), not a container image: it has no "
+            "filesystem to unpack",
+            hint="`sneaker inspect` lists its blobs; the tool made for it reads it "
+            "(helm for a chart, cosign for a signature)",
+        )
+
+
 def check_dest(dest: Path) -> None:
     """Refuse a destination that exists and is not a directory (before any work)."""
     if dest.is_dir():
@@ -273,10 +286,15 @@ def unpack(
     is refused unless ``force``. Warnings (skipped device nodes) go to ``warn``
     (else to the progress's messages: once, either way) and are listed in the result.
     """
-    record, blobs = choose_record(source.records, image), source
+    candidates = source.records
+    if image is None:  # an archive of an image and its signatures and SBOMs: the image
+        candidates = [r for r in source.records if not record_is_artifact(r)] or candidates
+    record, blobs = choose_record(candidates, image), source
     name = _record_name(record)
     progress = progress or NullProgress()
+    _refuse_artifact(record.root, name)
     manifest, chosen = _choose_manifest(record, blobs, platform, name)
+    _refuse_artifact(manifest, name)
     raw_config = _read_small(blobs, manifest.config, MAX_CONFIG_BYTES, f"{name}: config")
     config = parse_config(manifest, raw_config, name)
     found = config.platform

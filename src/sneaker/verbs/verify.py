@@ -4,7 +4,9 @@ For each image of the source: every index entry's manifest is present and
 hashes to its descriptor; every manifest's config and layers are present, of
 the declared size and digest (streamed, each blob once however many images
 share it); each image config parses as JSON and its ``rootfs.diff_ids`` has
-one entry per layer. With ``deep``, every layer is also decompressed (bounded,
+one entry per layer. An artifact (a Helm chart, a signature, an SBOM:
+:func:`sneaker.image.artifacts.is_artifact`) has its blobs checked the same way,
+and nothing more: it has no image config. With ``deep``, every layer is also decompressed (bounded,
 see :mod:`sneaker.layers.apply`) and its ``diff_id`` compared with the config's.
 
 Problems are collected, not raised: one line each, naming the image, the
@@ -30,7 +32,7 @@ from typing import Any
 from ..archive import open_archive
 from ..archive.split import part_path, split_parts
 from ..errors import ArchiveError, IntegrityError, SneakerError, VerificationFailed
-from ..image import mediatypes as mt
+from ..image.artifacts import is_artifact
 from ..image.config import MAX_CONFIG_BYTES
 from ..image.digest import Digest
 from ..image.model import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_manifest
@@ -49,7 +51,6 @@ __all__ = [
 
 _CHUNK = 1024 * 1024
 _MAX_NESTING = 4
-_IMAGE_CONFIGS = frozenset({mt.DOCKER_CONFIG, mt.OCI_CONFIG})
 _MAX_CHECKSUM_LINES = 4096
 _HEXDIGITS = frozenset(string.hexdigits)
 
@@ -255,7 +256,8 @@ class _Verifier:
             return None
 
     def manifest(self, manifest: Manifest, label: str, *, checkable: bool) -> None:
-        image_config = checkable and manifest.config.media_type in _IMAGE_CONFIGS
+        # an artifact (a Helm chart, a signature) has no image config: digests and sizes only
+        image_config = checkable and not is_artifact(manifest)
         config = self.check_blob(manifest.config, keep=MAX_CONFIG_BYTES if image_config else 0)
         if config.problem is not None:
             self.problem(label, "config", manifest.config.digest, config.problem)

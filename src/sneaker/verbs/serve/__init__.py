@@ -32,12 +32,16 @@ The modules, from the bottom up:
   met on the plain listener;
 - :mod:`.server`: connections, writing replies, :class:`RegistryServer`, :func:`serve`.
 
+Referrers (``GET /v2/<name>/referrers/<digest>``): the catalog indexes, per
+repository, the manifests of the archives that name a ``subject``; the handler
+answers the OCI image index of those (an empty one for a digest nothing refers
+to; ``?artifactType=`` filters, and ``OCI-Filters-Applied`` says so), and the
+fallback tag ``sha256-<hex>`` of each such digest holds the same index, for
+clients that use the tag schema. cosign's ``sha256-<hex>.sig`` (``.att``,
+``.sbom``) attachments are tags of their own in the archives and served as such.
+
 Where what comes next goes:
 
-- referrers (``GET /v2/<name>/referrers/<digest>``): the catalog indexes, per
-  repository, the manifests that name a ``subject``; a handler answers the
-  OCI image index of those (``artifactType`` filter from the query); one row in
-  the route table, above ``bad-name``;
 - anything about connections (limits, timeouts, TLS options): :mod:`.server` and
   :mod:`.tls`; handlers do not change.
 """

@@ -1,5 +1,10 @@
 """What ``serve`` answers from: repositories, tags, manifests and blobs of every archive,
 indexed once at start-up (read-only afterwards), with the names each image is served under.
+
+Referrers too: every manifest of a repository whose ``subject`` is a digest is listed
+under it (:attr:`Repository.referrers`, in archive order), and each such digest gets
+its fallback tag ``sha256-<hex>`` holding the same OCI index the referrers endpoint
+answers, as a registry kept by clients would (unless an archive has a tag of that name).
 """
 
 from __future__ import annotations
@@ -7,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ...image import mediatypes as mt
+from ...image.artifacts import digest_tag, referrer_descriptor, referrers_index
 from ...image.digest import Digest
-from ...image.model import Descriptor, Index, Manifest
+from ...image.model import Descriptor, Index, Manifest, parse_manifest
 from ...image.records import ImageSource
 from ...image.reference import DOCKER_HUB, Reference
 from .protocol import NAME_RE
@@ -54,6 +61,24 @@ class Repository:
     tags: dict[str, Manifest | Index] = field(default_factory=dict)
     manifests: dict[Digest, Manifest | Index] = field(default_factory=dict)
     blobs: dict[Digest, Descriptor] = field(default_factory=dict)
+    #: subject digest -> the manifests naming it as their ``subject``, in archive order
+    referrers: dict[Digest, list[Manifest | Index]] = field(default_factory=dict)
+
+    def referrers_of(self, digest: Digest) -> list[Descriptor]:
+        """The referrers list of ``digest`` (empty when nothing refers to it)."""
+        return [referrer_descriptor(node) for node in self.referrers.get(digest, ())]
+
+    def index_referrers(self) -> None:
+        """Fill :attr:`referrers`, and the fallback tag of each subject that has none yet."""
+        for node in self.manifests.values():
+            if node.subject is not None:
+                self.referrers.setdefault(node.subject.digest, []).append(node)
+        for subject in self.referrers:
+            tag = digest_tag(subject)
+            if tag not in self.tags:
+                index = parse_manifest(referrers_index(self.referrers_of(subject)), mt.OCI_INDEX)
+                self.tags[tag] = index
+                self.manifests[index.digest] = index
 
 
 @dataclass
@@ -114,6 +139,8 @@ def catalog_of(archives: Sequence[tuple[str, ImageSource]]) -> Catalog:
                 f"{label}: {unnamed} {noun} no repository name in the archive and cannot be "
                 "served (a bare tag such as 'latest' names no repository)"
             )
+    for repository in catalog.repositories.values():
+        repository.index_referrers()
     for name in sorted(refs):
         for ref in refs[name]:
             for alias in repository_aliases(ref)[1:]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...errors import InvalidDigest, UsageError
+from ...image import mediatypes as mt
+from ...image.artifacts import referrers_index
 from ...image.digest import Digest
 from ...image.model import Index, Manifest
 from .answers import BlobBody, DistributionError, Reply, bytes_reply, json_reply
@@ -35,6 +37,7 @@ __all__ = [
     "get_blob",
     "get_catalog",
     "get_manifest",
+    "get_referrers",
     "get_tags",
     "options",
     "refuse",
@@ -151,6 +154,20 @@ def _manifest_by_tag(request: Request, repo: Repository) -> Manifest | Index:
             {"name": repo.name, "tag": tag, "mediaType": root.media_type},
         )
     return found
+
+
+def get_referrers(request: Request) -> Reply:
+    """The OCI image index of the manifests whose ``subject`` is the digest (an empty one when
+    there are none); ``artifactType`` in the query filters it, and ``OCI-Filters-Applied``
+    says so."""
+    repo = _repository(request)
+    listed = repo.referrers_of(_digest(request.reference))
+    wanted = request.query.get("artifactType")
+    headers: list[tuple[str, str]] = []
+    if wanted:
+        listed = [desc for desc in listed if desc.artifact_type == wanted]
+        headers.append(("OCI-Filters-Applied", "artifactType"))
+    return bytes_reply(200, referrers_index(listed), mt.OCI_INDEX, headers)
 
 
 def get_blob(request: Request) -> Reply:

@@ -23,7 +23,7 @@ __all__ = ["READ_METHODS", "ROUTES", "WRITE_METHODS", "Route", "Rule", "resolve"
 
 READ_METHODS = ("GET", "HEAD")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-_LOOSE = re.compile(r"^/v2/(?P<name>.+)/(?:manifests|blobs|tags)/[^/]+(?:/[^/]*)?$")
+_LOOSE = re.compile(r"^/v2/(?P<name>.+)/(?:manifests|blobs|tags|referrers)/[^/]+(?:/[^/]*)?$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ ROUTES: tuple[Rule, ...] = (
         READ_METHODS, "manifest", _in_repository("manifests/(?P<ref>[^/]+)"), handlers.get_manifest
     ),
     Rule(READ_METHODS, "blob", _in_repository("blobs/(?P<ref>[^/]+)"), handlers.get_blob),
+    Rule(
+        READ_METHODS,
+        "referrers",
+        _in_repository("referrers/(?P<ref>[^/]+)"),
+        handlers.get_referrers,
+    ),
     # an API path whose repository name breaks the grammar
     Rule(READ_METHODS, "bad-name", _LOOSE, handlers.bad_name),
     Rule(READ_METHODS, "unknown", re.compile(r"(?s:.*)"), handlers.unknown_endpoint),
@@ -63,9 +69,10 @@ class Route:
     """What a request path asks for.
 
     ``kind`` is one of ``base`` (``/v2/``), ``catalog``, ``tags``, ``manifest``,
-    ``blob``, ``upload`` (``/v2/<name>/blobs/uploads/...``), ``bad-name`` (an
-    API path whose repository name breaks the grammar) or ``unknown``; for other
-    methods than GET and HEAD, ``write`` or ``options``.
+    ``blob``, ``referrers`` (``/v2/<name>/referrers/<digest>``), ``upload``
+    (``/v2/<name>/blobs/uploads/...``), ``bad-name`` (an API path whose repository
+    name breaks the grammar) or ``unknown``; for other methods than GET and HEAD,
+    ``write`` or ``options``.
     ``query`` maps each query parameter to its last value.
     """
 
