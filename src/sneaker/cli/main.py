@@ -90,7 +90,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """Carry container images across an air gap, without a Docker daemon.
 
-    Add --debug anywhere for a full trace on errors.
+    Add --debug anywhere for a full trace on errors and the debug log; -v on a
+    verb that talks to registries logs each HTTP request.
     """
 
 

@@ -53,10 +53,28 @@ class RegistryAccess:
         )
 
 
+def _turn_on_request_log(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .verbose import enable_log
+
+        ctx.call_on_close(enable_log())
+
+
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=_turn_on_request_log,
+    help="Log each HTTP request on stderr: method, URL (no query), status, size, time, "
+    "redirects, retries and why, auth steps and mirrors; never a password or token.",
+)
+
+
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
     --low-speed-limit, --low-speed-time, --authfile, handed to the command as one
-    ``registry: RegistryAccess`` argument."""
+    ``registry: RegistryAccess`` argument; and -v/--verbose, which turns the request log on."""
 
     @functools.wraps(func)
     def with_registry(*args: Any, **kwargs: Any) -> Any:
@@ -120,6 +138,7 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "skopeo's --authfile; default: $REGISTRY_AUTH_FILE, else their login file), then "
             "~/.config/containers/auth.json and docker's config.json."
         ),
+        verbose_option,
     ]
     command: Callable[..., Any] = with_registry
     for decorator in reversed(decorators):

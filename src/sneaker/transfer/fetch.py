@@ -522,6 +522,7 @@ def fetch_blobs(
     for job in jobs:
         unique.setdefault(str(job.desc.digest), job)
     ordered = sorted(unique.values(), key=lambda j: -j.desc.size)
+    progress.expect({key: job.desc.size for key, job in unique.items()})
     stats = FetchStats()
     if not ordered:
         return stats

@@ -91,7 +91,7 @@ class RegistrySource:
             for desc in record.blobs():
                 if configs is not None and (desc.digest in config_digests) != configs:
                     continue
-                label = f"{ref.familiar} {desc.digest.short}"
+                label = f"{ref.brief} {desc.digest.short}"
                 jobs.append(BlobJob(image.client, ref.repository, desc, label))
         return jobs
 

@@ -479,7 +479,7 @@ def plan(
                                 f"{ref.familiar}: blob {desc.digest} is not a sha256 digest",
                                 hint="fetch.sh and SHA256SUMS handle sha256 blobs only",
                             )
-                    label = f"{ref.familiar} config {manifest.config.digest.short}"
+                    label = f"{ref.brief} config {manifest.config.digest.short}"
                     config_jobs.append(
                         BlobJob(client_for(ref.registry), ref.repository, manifest.config, label)
                     )

@@ -325,6 +325,7 @@ def unpack(
     try:
         applier = LayerApplier(target, warn=on_warning)
         count = len(manifest.layers)
+        progress.expect({_apply_key(desc): desc.size for desc in manifest.layers})
         for number, (desc, diff_id) in enumerate(zip(manifest.layers, diff_ids, strict=True), 1):
             what = f"{name}: layer {number}/{count} {desc.digest}"
             result.stats.add(_apply_one(applier, blobs, desc, diff_id, what, limits, progress))
@@ -341,6 +342,11 @@ def unpack(
     return result
 
 
+def _apply_key(desc: Descriptor) -> str:
+    """The progress key of applying one layer."""
+    return f"unpack:{desc.digest}"
+
+
 def _apply_one(
     applier: LayerApplier,
     blobs: BlobSource,
@@ -350,7 +356,7 @@ def _apply_one(
     limits: LayerLimits,
     progress: Progress,
 ) -> LayerStats:
-    key = f"unpack:{desc.digest}"
+    key = _apply_key(desc)
     progress.start(key, f"layer {desc.digest.short}", desc.size)
     try:
         with blobs.open_blob(desc) as stream:
