@@ -12,7 +12,8 @@ Not a test (pytest never collects it): a script that
    * ``curl``: every blob (config and layers, listed from the registry's
      manifest) fetched at once into files by one ``curl --parallel``: the limit;
    * ``sneaker pull`` to a docker archive and to an OCI layout, each with a cold
-     cache, and again to a docker archive from a warm cache;
+     cache, and again to a docker archive from a warm cache (as it is, and with its
+     verified records removed, so that every cached blob is hashed before it is used);
    * ``cat``: the warm-cache limit, the cached blobs concatenated into one file;
    * ``skopeo copy`` to ``docker-archive:`` and to ``oci:``;
    * ``docker pull`` + ``docker save`` (a private dockerd; ``--no-docker`` skips it);
@@ -64,6 +65,7 @@ ACCEPT = ", ".join(
 )
 
 WARM = "sneaker warm cache -> docker archive"
+WARM_HASHING = "sneaker warm cache, every blob hashed -> docker archive"
 TARGETS = {
     "large": "sneaker <= 1.25x curl (either format)",
     "small": "sneaker <= 1.5x curl (either format)",
@@ -228,6 +230,10 @@ def main() -> int:
                      [*pull, "--cache-dir", str(cold), "--format", "oci",
                       "-o", f"{layout_dir}/", ref], env),
                 Case(n, WARM, cleaner(tar),
+                     [*pull, "--cache-dir", str(warm), "-o", str(tar), ref], env),
+                # the cache's verified records removed: every cached blob is hashed before
+                # it is used, the cost of a policy that hashes on every reuse
+                Case(n, WARM_HASHING, cleaner(tar, warm / "verified"),
                      [*pull, "--cache-dir", str(warm), "-o", str(tar), ref], env),
                 Case(n, "cat cached blobs > file (warm limit)", cleaner(tar),
                      ["sh", "-c", f'cat "{warm}"/blobs/sha256/* > "{tar}"']),

@@ -18,7 +18,8 @@ Anything that is not a ``SneakerError`` is a bug and is shown with ``--debug``.
     │   └── NoMatchingPlatform                 the image has no such platform
     ├── NetworkError                  exit 6   connection, TLS, retries exhausted
     │   ├── TLSError
-    │   └── RateLimited                        429 after every retry
+    │   ├── RateLimited                        429 after every retry
+    │   └── TooSlow                            a body slower than the low-speed limit
     ├── RegistryError                 exit 6   the registry answered with an error
     ├── IntegrityError                exit 7   digest or size mismatch, damaged content
     │   ├── ManifestInvalid                    manifest, index or config breaks its schema
@@ -63,6 +64,7 @@ __all__ = [
     "RegistryError",
     "SneakerError",
     "TLSError",
+    "TooSlow",
     "UnsafePath",
     "UnsupportedError",
     "UsageError",
@@ -183,6 +185,10 @@ class TLSError(NetworkError):
 
 class RateLimited(NetworkError):
     pass
+
+
+class TooSlow(NetworkError):
+    """A response body arrived slower than the low-speed limit (or stopped): abandoned."""
 
 
 class RegistryError(SneakerError):

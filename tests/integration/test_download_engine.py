@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -312,6 +313,48 @@ def test_token_expiring_mid_pull_is_refreshed(
     ]
     assert all(t and t.startswith("Bearer ") for t in tokens)
     assert len(set(tokens)) >= 2  # later blobs went with a fresh token
+
+
+# -- progress off a terminal --------------------------------------------------------------------
+
+#: ``2.1 MB of 6.0 MB (35%), 1.0 MB/s, eta 0:04, 3 of 4 blobs left`` (rate and eta from 1 s on)
+PROGRESS_LINE = re.compile(
+    r"^(?P<done>[\d.]+ [kMG]?B) of (?P<total>[\d.]+ [kMG]?B) \((?P<percent>\d+)%\)"
+    r"(?:, (?P<rate>[\d.]+ [kMG]?B)/s)?(?:, eta [\d:]+)?"
+    r", (?P<left>\d+) of (?P<units>\d+) blobs? left$"
+)
+
+
+def test_piped_progress_prints_aggregate_lines_at_an_interval_from_the_first_blob(
+    medium: Medium, shaping_proxy: MakeProxy, env: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = shaping_proxy(medium.registry.url)
+    # 2 MB/s, one blob at a time: about 3 s of layers, the largest (1.5 s) first
+    proxy.shape("throttle", path_contains="/blobs/", rate=2_000_000)
+    result = sneaker(
+        "pull", "-j", "1", "--cache-dir", tmp_path / "cache", "-o", tmp_path / "out.tar",
+        medium.ref(proxy.host), env={**env, "SNEAKER_PROGRESS_INTERVAL": "0.5"}, timeout=300,
+    )  # fmt: skip
+    lines = result.stderr.splitlines()
+    writing = next(i for i, line in enumerate(lines) if line.startswith("writing "))
+    progress = [m for line in lines[writing:] if (m := PROGRESS_LINE.match(line))]
+    assert len(progress) >= 3, result.stderr
+    blobs = len(medium.layout.blobs)
+    total = medium.layout.total_size
+    # the total is the whole pull's from the first line on, and never changes
+    assert {(m["total"], int(m["units"])) for m in progress} == {(f"{total / 1e6:.1f} MB", blobs)}
+    percents = [int(m["percent"]) for m in progress]
+    assert percents == sorted(percents)
+    # a line came while the first layer was still on its way (only the config done)
+    assert any(int(m["left"]) == blobs - 1 and m["rate"] for m in progress)
+    assert lines[-1].startswith(f"done: {blobs} blobs, {total / 1e6:.1f} MB in ")
+
+    # -q: nothing at all on stderr, even from a slow pull
+    quiet = sneaker(
+        "pull", "-q", "--no-cache", "-o", tmp_path / "quiet.tar", medium.ref(proxy.host),
+        env={**env, "SNEAKER_PROGRESS_INTERVAL": "0.2"}, timeout=300,
+    )  # fmt: skip
+    assert quiet.stderr == ""
 
 
 # -- integrity ----------------------------------------------------------------------------------

@@ -56,25 +56,39 @@ def stocked(registry: RegistryInfo, tmp_path_factory: pytest.TempPathFactory) ->
     return registry
 
 
-def test_503_then_success(stocked: RegistryInfo, fault_proxy: MakeProxy, tmp_path: Path) -> None:
-    proxy = fault_proxy(stocked.url)
-    proxy.add_fault("status", path_contains="/blobs/", status=503, times=2)
-    with RegistryClient(proxy.host, options(tmp_path, retries=3)) as client:
-        assert client.blob_exists(REPO, BLOB_DESC.digest) == len(BLOB)
-    assert [r.fault for r in proxy.seen(path_contains="/blobs/")] == ["status", "status", None]
+SERVER_ERRORS = [500, 502, 503, 504]
 
 
-def test_503_until_retries_run_out(
-    stocked: RegistryInfo, fault_proxy: MakeProxy, tmp_path: Path
+@pytest.mark.parametrize("status", SERVER_ERRORS)
+def test_5xx_then_success(
+    stocked: RegistryInfo, fault_proxy: MakeProxy, tmp_path: Path, status: int
 ) -> None:
     proxy = fault_proxy(stocked.url)
-    proxy.add_fault("status", path_contains="/blobs/", status=503, times=100)
+    proxy.add_fault("status", path_contains="/blobs/", status=status, times=2)
+    slept: list[float] = []
+    opts = options(tmp_path, retries=3)
+    transport = Transport(proxy.host, opts, sleep=slept.append)
+    with RegistryClient(proxy.host, opts, transport=transport) as client:
+        assert client.blob_exists(REPO, BLOB_DESC.digest) == len(BLOB)
+    assert [r.fault for r in proxy.seen(path_contains="/blobs/")] == ["status", "status", None]
+    # the one backoff of every retried status: 0.5 s doubling, with jitter (0.5x to 1x)
+    assert len(slept) == 2
+    assert 0.25 <= slept[0] < 0.5
+    assert 0.5 <= slept[1] < 1.0
+
+
+@pytest.mark.parametrize("status", SERVER_ERRORS)
+def test_5xx_until_retries_run_out(
+    stocked: RegistryInfo, fault_proxy: MakeProxy, tmp_path: Path, status: int
+) -> None:
+    proxy = fault_proxy(stocked.url)
+    proxy.add_fault("status", path_contains="/blobs/", status=status, times=100)
     client = RegistryClient(proxy.host, options(tmp_path, retries=2))
     with client, pytest.raises(RegistryError) as info:
         client.open_blob(REPO, BLOB_DESC.digest)
-    assert info.value.status == 503
-    assert "HTTP 503" in str(info.value)
-    assert "after 3 attempts" in str(info.value)
+    assert info.value.status == status
+    assert f"HTTP {status}" in str(info.value)
+    assert "after 3 attempts" in str(info.value)  # bounded: the retries, then the answer
     assert len(proxy.seen(path_contains="/blobs/")) == 3
 
 

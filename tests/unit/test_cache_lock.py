@@ -10,7 +10,7 @@ import pytest
 
 from sneaker.errors import Interrupted
 from sneaker.image.digest import Digest
-from sneaker.transfer import cache as cache_module
+from sneaker.transfer import filelocks
 from sneaker.transfer.cache import BlobCache
 
 DIGEST = Digest.of_bytes(b"a blob")
@@ -20,7 +20,7 @@ DIGEST = Digest.of_bytes(b"a blob")
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobCache]:
     if request.param == "filelock":
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(cache_module, "fcntl", None)
+            patch.setattr(filelocks, "fcntl", None)
             yield BlobCache(tmp_path)
     else:
         yield BlobCache(tmp_path)  # POSIX, as every test machine: flock

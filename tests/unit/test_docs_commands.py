@@ -165,6 +165,12 @@ def check_sneaker(args: list[str], session: Session, where: str) -> None:
     command = cli.get_command(ctx, args[0])
     require(command is not None, f"{where}: no command {args[0]!r}")
     sub = click.Context(command, info_name=args[0], parent=ctx)
+    while isinstance(command, click.Group):  # ``sneaker cache prune ...``: the subcommand's
+        require(len(args) > 1, f"{where}: {args[0]} needs a subcommand")
+        command = command.get_command(sub, args[1])
+        require(command is not None, f"{where}: no command {args[0]} {args[1]!r}")
+        args = [f"{args[0]} {args[1]}", *args[2:]]
+        sub = click.Context(command, info_name=args[0], parent=sub)
     try:
         values, extra, _ = command.make_parser(sub).parse_args(list(args[1:]))
     except click.UsageError as exc:
@@ -317,8 +323,8 @@ def test_every_example_parses_and_reads_only_what_an_earlier_one_wrote(doc: Path
 
 def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     """An unknown option, a bad choice, an extra argument, a file read before anything
-    wrote it, an unknown command, and docker load with nothing to load each fail; their
-    fixed forms pass."""
+    wrote it, an unknown command or subcommand, a group without its subcommand, and docker
+    load with nothing to load each fail; their fixed forms pass."""
     doc = tmp_path / "x.md"
     bad = [
         "sneaker pull --bogus ubuntu",
@@ -326,6 +332,9 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
         "sneaker push a.tar b c",
         "sneaker push app.tar registry.local:5000/x",
         "frobnicate --all",
+        "sneaker cache prune --bogus",
+        "sneaker cache tidy",
+        "sneaker cache",
         "docker load",
         "sneaker serve app.tar --tls-cert app.crt --tls-key app.key",
     ]
@@ -336,6 +345,7 @@ def test_the_checker_catches_what_it_is_for(tmp_path: Path) -> None:
     doc.write_text(
         "```sh\nsneaker pull --format oci ubuntu -o app.tar  # note\n"
         "sneaker push app.tar registry.local:5000/x\n"
+        "sneaker cache prune --all --dry-run\n"
         "sneaker pull ubuntu -o - | ssh host docker load\n"
         "openssl req -x509 -keyout app.key -out app.crt\n"
         "sneaker serve app.tar --tls-cert app.crt --tls-key app.key\n```\n"

@@ -21,6 +21,7 @@ from sneaker.errors import (
     UsageError,
 )
 from sneaker.image.platform import Platform, host_platform
+from sneaker.util.progress import NullProgress
 from sneaker.verbs.unpack import choose_record, unpack
 from tests.unit.test_verify import REF, DirSource, Layout, layer_tar, sha, single
 
@@ -330,15 +331,9 @@ def test_warnings_go_to_the_progress_when_no_warn_is_given(layout: Layout, tmp_p
     manifest = layout.image([], tars=[_device_layer()])
     layout.name(manifest, REF)
 
-    class Messages:
+    class Messages(NullProgress):
         def __init__(self) -> None:
             self.lines: list[str] = []
-
-        def start(self, key: str, label: str, total: int) -> None: ...
-        def advance(self, key: str, amount: int) -> None: ...
-        def reset(self, key: str, done: int) -> None: ...
-        def finish(self, key: str, note: str = "") -> None: ...
-        def close(self) -> None: ...
 
         def message(self, text: str) -> None:
             self.lines.append(text)

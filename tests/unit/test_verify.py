@@ -36,6 +36,7 @@ from sneaker.image.model import Descriptor, Index, Manifest, parse_manifest
 from sneaker.image.records import ImageRecord, ImageSource
 from sneaker.image.reference import parse_reference
 from sneaker.layers.apply import LayerLimits
+from sneaker.util.progress import NullProgress
 from sneaker.verbs.verify import verify, verify_archive, verify_or_raise
 from tests.unit.test_archive_common import Blobs, make_record
 
@@ -535,18 +536,13 @@ def test_verify_progress_marks_a_failed_blob(layout: Layout) -> None:
     layer = layer_digest(layout, manifest)
     layout.flip(layer)
 
-    class Notes:
+    class Notes(NullProgress):
         def __init__(self) -> None:
             self.labels: dict[str, str] = {}
             self.notes: dict[str, str] = {}
 
         def start(self, key: str, label: str, total: int) -> None:
             self.labels[key] = label
-
-        def advance(self, key: str, amount: int) -> None: ...
-        def reset(self, key: str, done: int) -> None: ...
-        def message(self, text: str) -> None: ...
-        def close(self) -> None: ...
 
         def finish(self, key: str, note: str = "") -> None:
             self.notes[self.labels[key]] = note

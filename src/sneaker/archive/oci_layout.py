@@ -6,10 +6,13 @@ blob, as are all configs and layers. ``index.json`` names each root (see
 :mod:`sneaker.archive._layout`).
 
 Into a directory, the write is incremental and safe to interrupt, like
-go-containerregistry's ``layout`` package: a blob already present with the
-right size is skipped, a new one is written under a temporary name and
-renamed, and ``index.json`` is replaced atomically at the end, keeping the
-existing entries that the new ones do not rename. An existing ``index.json``
+go-containerregistry's ``layout`` package: a blob the source has as a local
+file (the blob cache's, checked) is hard-linked from it, replacing any other
+file of that name (one damaged since, say), and kept when it is that file
+already; any other blob already present with the right size is skipped; a new
+one is written under a temporary name and renamed, and ``index.json`` is
+replaced atomically at the end, keeping the existing entries that the new ones
+do not rename. An existing ``index.json``
 entry is dropped when a new entry has the same ``io.containerd.image.name``
 (or, for an entry that has none, the same ``org.opencontainers.image.ref.name``),
 or when it is identical to a new entry; every other entry stays, before the
@@ -171,14 +174,20 @@ def _link_blob(blobs: BlobSource, desc: Descriptor, target: Path) -> bool:
 
     Blobs are content-addressed and never modified in place, so sharing the file is
     safe. Only for a file of the right size; False (copy instead) across filesystems
-    or where links are not allowed.
+    or where links are not allowed. A ``target`` that is that very file already stays;
+    any other file there is replaced: the source's file was checked (the cache checks
+    a blob before it hands it out), a file in the layout of the right size may be one
+    damaged since.
     """
     source = blobs.blob_path(desc)
     if source is None:
         return False
     try:
-        if source.stat().st_size != desc.size:
+        found = source.stat()
+        if found.st_size != desc.size:
             return False
+        if _same_file(found, target):
+            return True
         temp = temp_name(target)
         os.link(source, temp)
     except OSError:
@@ -189,6 +198,14 @@ def _link_blob(blobs: BlobSource, desc: Descriptor, target: Path) -> bool:
         temp.unlink(missing_ok=True)
         return False
     return True
+
+
+def _same_file(found: os.stat_result, target: Path) -> bool:
+    try:
+        there = target.stat()
+    except FileNotFoundError:
+        return False
+    return (there.st_dev, there.st_ino) == (found.st_dev, found.st_ino)
 
 
 def _write_directory(
@@ -245,14 +262,14 @@ _RESUMES = "the blobs already in the layout are kept, and a rerun writes only th
 def _write_blob(blobs: BlobSource, target: Path, item: bytes | Descriptor) -> None:
     """One blob into the layout, unless it is there with the right size already."""
     size = len(item) if isinstance(item, bytes) else item.size
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(item, bytes) and _link_blob(blobs, item, target):
+        return
     try:
         if target.stat().st_size == size:
             return
     except FileNotFoundError:
         pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not isinstance(item, bytes) and _link_blob(blobs, item, target):
-        return
     with atomic_file(target) as sink:
         if isinstance(item, bytes):
             sink.write(item)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory", "List the blobs a registry or archive already has."),
     "login": ("login", "Check and store credentials for a registry."),
     "logout": ("logout", "Remove stored credentials for a registry."),
+    "cache": ("cache", "See, check and prune the blob cache."),
     "completion": (
         "completion",
         "Print a shell completion script (bash, zsh, fish or PowerShell).",
@@ -89,7 +90,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """Carry container images across an air gap, without a Docker daemon.
 
-    Add --debug anywhere for a full trace on errors.
+    Add --debug anywhere for a full trace on errors and the debug log; -v on a
+    verb that talks to registries logs each HTTP request.
     """
 
 

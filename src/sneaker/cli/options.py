@@ -35,6 +35,8 @@ class RegistryAccess:
     username: str | None
     password_stdin: bool
     retries: int
+    low_speed_limit: int
+    low_speed_time: int
     authfile: Path | None
 
     def build(self) -> RegistryOptions:
@@ -45,13 +47,34 @@ class RegistryAccess:
             self.username,
             self.password_stdin,
             self.retries,
+            self.low_speed_limit,
+            self.low_speed_time,
             authfile=self.authfile,
         )
 
 
+def _turn_on_request_log(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .verbose import enable_log
+
+        ctx.call_on_close(enable_log())
+
+
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=_turn_on_request_log,
+    help="Log each HTTP request on stderr: method, URL (no query), status, size, time, "
+    "redirects, retries and why, auth steps and mirrors; never a password or token.",
+)
+
+
 def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--ca-cert, --insecure, --plain-http, --username, --password-stdin, --retries,
-    --authfile, handed to the command as one ``registry: RegistryAccess`` argument."""
+    --low-speed-limit, --low-speed-time, --authfile, handed to the command as one
+    ``registry: RegistryAccess`` argument; and -v/--verbose, which turns the request log on."""
 
     @functools.wraps(func)
     def with_registry(*args: Any, **kwargs: Any) -> Any:
@@ -86,16 +109,36 @@ def registry_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=5,
             show_default=True,
             help=(
-                "Retries for timeouts, resets, 429 and 5xx answers (backoff with jitter; "
-                "429 honours Retry-After). A refused connection is retried as often within "
-                "about a second; a host name that does not resolve is not retried."
+                "Retries for timeouts, resets, 429 and 500/502/503/504 answers (backoff "
+                "with jitter; 429 and 503 honour Retry-After). A refused connection is "
+                "retried as often within about a second; a host name that does not resolve "
+                "is not retried."
             ),
+        ),
+        click.option(
+            "--low-speed-limit",
+            type=click.IntRange(0),
+            default=1024,
+            show_default=True,
+            metavar="BYTES",
+            help="A response arriving slower than BYTES per second on average over "
+            "--low-speed-time is abandoned and retried like a cut connection (as curl's "
+            "option); 0 turns it off.",
+        ),
+        click.option(
+            "--low-speed-time",
+            type=click.IntRange(1),
+            default=30,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long a response may stay below --low-speed-limit (or silent).",
         ),
         authfile_option(
             "Read registry credentials from this containers auth.json first (as podman's and "
             "skopeo's --authfile; default: $REGISTRY_AUTH_FILE, else their login file), then "
             "~/.config/containers/auth.json and docker's config.json."
         ),
+        verbose_option,
     ]
     command: Callable[..., Any] = with_registry
     for decorator in reversed(decorators):
@@ -192,6 +235,8 @@ def build_registry_options(
     username: str | None,
     password_stdin: bool,
     retries: int = 5,
+    low_speed_limit: int = 1024,
+    low_speed_time: int = 30,
     *,
     authfile: Path | None = None,
 ) -> RegistryOptions:
@@ -209,6 +254,7 @@ def build_registry_options(
         )
     from .. import __version__
     from ..registry.client import RegistryOptions
+    from ..registry.lowspeed import LowSpeedLimit
 
     # --insecure warns once per registry, when its client is made (sneaker.registry.tls)
     return RegistryOptions(
@@ -219,6 +265,7 @@ def build_registry_options(
         username=username,
         password=password,
         retries=retries,
+        low_speed=LowSpeedLimit(low_speed_limit, float(low_speed_time)),
         authfile=authfile,
         user_agent=f"sneaker/{__version__}",
     )

@@ -75,6 +75,13 @@ def run_guarded(command: click.Command, argv: list[str] | None) -> int:
     if "--debug" in args:
         args.remove("--debug")
         os.environ["SNEAKER_DEBUG"] = "1"
+    stop_log = None
+    if debug_enabled():
+        import logging  # only for --debug: keeps start-up lean
+
+        from .verbose import enable_log
+
+        stop_log = enable_log(logging.DEBUG)
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
     previous = _terminate_like_ctrl_c()
@@ -82,6 +89,8 @@ def run_guarded(command: click.Command, argv: list[str] | None) -> int:
         return _run(command, args)
     finally:
         warnings.showwarning = shown
+        if stop_log is not None:
+            stop_log()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

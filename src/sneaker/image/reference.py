@@ -105,6 +105,15 @@ class Reference:
             base = self.name
         return self._with_identifiers(base)
 
+    @property
+    def brief(self) -> str:
+        """The familiar name for a progress row: ``ubuntu:22.04`` (the tag when there is
+        one, the digest left out), else ``ubuntu@sha256:3f2a9b0c1d2e`` (the digest cut)."""
+        name = replace(self, digest=None).familiar
+        if self.tag or self.digest is None:
+            return name
+        return f"{name}@{self.digest.algorithm}:{self.digest.short}"
+
     def _with_identifiers(self, name: str) -> str:
         if self.tag:
             name += f":{self.tag}"

@@ -11,12 +11,14 @@ import http.client
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urljoin
 
-from urllib3.exceptions import HTTPError
+import urllib3
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from ..errors import (
     IntegrityError,
@@ -24,6 +26,7 @@ from ..errors import (
     ManifestInvalid,
     NetworkError,
     RegistryError,
+    TooSlow,
 )
 from ..image import mediatypes as mt
 from ..image.digest import Digest
@@ -32,8 +35,10 @@ from ..image.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
 from ..util.closing import Closing
 from .auth import Authenticator
 from .challenge import Scope, scopes_for_mount, scopes_for_pull, scopes_for_push
+from .connect_failures import exception_chain
 from .credentials import Credential, find_credential
 from .headers import append_query, media_type_of, next_link, parse_content_range
+from .lowspeed import DEFAULT_LOW_SPEED, LowSpeedLimit, SpeedWatch
 from .messages import Body, Request
 from .options import DEFAULT_OPTIONS, RegistryOptions
 from .problems import Subject, raise_for_status
@@ -63,13 +68,18 @@ _MAX_PAGES = 10_000
 class BlobResponse(Closing):
     """A blob on the wire. A context manager: leaving it releases the connection.
 
-    ``iter_chunks`` yields the bytes exactly as sent (no content decoding) and
-    raises :class:`NetworkError` when the connection is cut.
+    ``iter_chunks`` yields the bytes exactly as sent (no content decoding), as they
+    arrive, and raises :class:`NetworkError` when the connection is cut, and
+    :class:`TooSlow` when they come slower than ``low_speed``
+    (:mod:`sneaker.registry.lowspeed`).
     """
 
-    def __init__(self, sent: Sent, subject: Subject) -> None:
+    def __init__(
+        self, sent: Sent, subject: Subject, low_speed: LowSpeedLimit = DEFAULT_LOW_SPEED
+    ) -> None:
         self._sent = sent
         self._subject = subject
+        self._low_speed = low_speed
         self._closed = False
         self.status: int = sent.status
         self.headers: Mapping[str, str] = sent.headers
@@ -83,12 +93,21 @@ class BlobResponse(Closing):
         self.received = 0
 
     def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The body in pieces of at most ``size`` bytes: what one read brought."""
         response = self._sent.response
+        watch: SpeedWatch | None = None
+        silence: float | None = None
+        if self._low_speed.active:
+            watch = SpeedWatch(self._low_speed, time.monotonic())
+            silence = _limit_silence(response, self._low_speed.seconds)
         while True:
             try:
-                data = response.read(size, decode_content=False)
+                # one read: what arrived, so a trickle is seen as it trickles
+                data = response.read1(size, decode_content=False)
             except (HTTPError, OSError, http.client.HTTPException) as exc:
                 self.close()
+                if silence is not None and _timed_out(exc):
+                    raise self._too_slow(f"nothing arrived for {silence:g} s") from exc
                 raise NetworkError(
                     f"connection cut while reading {self._subject.describe()} from "
                     f"{self._subject.name} after {self.received} bytes: "
@@ -97,7 +116,20 @@ class BlobResponse(Closing):
             if not data:
                 return
             self.received += len(data)
+            if watch is not None:
+                slow = watch.arrived(len(data), time.monotonic())
+                if slow is not None:
+                    self.close()
+                    raise self._too_slow(slow)
             yield data
+
+    def _too_slow(self, what: str) -> TooSlow:
+        return TooSlow(
+            f"{self._subject.describe()} from {self._subject.name} came too slowly after "
+            f"{self.received} bytes: {what}",
+            hint="on a link this slow, lower --low-speed-limit (0 turns it off) or raise "
+            "--low-speed-time",
+        )
 
     def close(self) -> None:
         if not self._closed:
@@ -106,6 +138,24 @@ class BlobResponse(Closing):
 
     def __repr__(self) -> str:
         return f"BlobResponse({self.status} {self.url})"
+
+
+def _limit_silence(response: urllib3.BaseHTTPResponse, seconds: float) -> float | None:
+    """Make a read of the body give up after ``seconds`` without a byte (the socket's read
+    timeout, when it is longer; the next request on the connection sets it again). The
+    silence a read now waits out at most; None when the socket cannot be reached."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is None:
+        return None
+    current = sock.gettimeout()
+    if current is None or current > seconds:
+        sock.settimeout(seconds)
+        return seconds
+    return float(current)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return any(isinstance(e, (ReadTimeoutError, TimeoutError)) for e in exception_chain(exc))
 
 
 @dataclass(frozen=True)
@@ -126,9 +176,11 @@ class Referrers:
     filtered: bool = False
 
 
-def _read_document(sent: Sent, subject: Subject) -> tuple[bytes, str]:
+def _read_document(
+    sent: Sent, subject: Subject, low_speed: LowSpeedLimit = DEFAULT_LOW_SPEED
+) -> tuple[bytes, str]:
     """A manifest-sized body (at most 4 MiB, all of it) and its media type."""
-    with contextlib.closing(BlobResponse(sent, subject)) as response:
+    with contextlib.closing(BlobResponse(sent, subject, low_speed)) as response:
         if response.content_length is not None and response.content_length > MAX_MANIFEST_BYTES:
             raise ManifestInvalid(
                 f"{subject.describe()} of {subject.name} is {response.content_length} bytes, "
@@ -311,7 +363,7 @@ class RegistryClient(Closing):
         sent = self._send(
             "GET", url, scopes_for_pull(repository), subject, headers={"Accept": ", ".join(accept)}
         )
-        raw, media_type = _read_document(sent, subject)
+        raw, media_type = _read_document(sent, subject, self.options.low_speed)
         expected = _as_digest(identifier)
         if expected is not None:
             actual = Digest.of_bytes(raw, expected.algorithm)
@@ -427,7 +479,7 @@ class RegistryClient(Closing):
                     f"{repository} with {sent.status} {kind or 'no content type'}",
                     status=sent.status,
                 )
-            raw, _ = _read_document(sent, subject)
+            raw, _ = _read_document(sent, subject, self.options.low_speed)
             page = parse_manifest(raw, kind, where=f"referrers of {digest} in {subject.name}")
             if not isinstance(page, Index):
                 raise ManifestInvalid(f"{subject.name}: the referrers of {digest} are no index")
@@ -461,7 +513,7 @@ class RegistryClient(Closing):
         sent = self._send(
             "GET", url, scopes_for_pull(repository), subject, headers=headers, ok=(200, 206)
         )
-        response = BlobResponse(sent, subject)
+        response = BlobResponse(sent, subject, self.options.low_speed)
         if response.status == 206 and (
             response.content_range is None or response.content_range[0] != offset
         ):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import UsageError, summarize
+from .lowspeed import DEFAULT_LOW_SPEED, LowSpeedLimit
 
 __all__ = ["DEFAULT_OPTIONS", "RegistryOptions", "check_explicit_credentials"]
 
@@ -25,6 +26,7 @@ class RegistryOptions:
     replaces the ``certs.d`` base directories. The password never prints.
     ``insecure_source`` says what asked for ``insecure`` (``--insecure``, or the
     settings file and line), for the warning that verification is off.
+    ``low_speed`` is the low-speed limit (:mod:`sneaker.registry.lowspeed`).
     """
 
     ca_cert: Path | None = None
@@ -38,6 +40,8 @@ class RegistryOptions:
     certs_dir: Path | None = None
     timeout: float = 60.0
     retries: int = 5
+    #: a body slower than this is abandoned (and, for a blob, continued by a new request)
+    low_speed: LowSpeedLimit = DEFAULT_LOW_SPEED
     user_agent: str = f"sneaker/{__version__}"
     insecure_source: str = ""
 

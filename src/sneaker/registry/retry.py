@@ -9,8 +9,9 @@ from email.utils import parsedate_to_datetime
 
 __all__ = ["RETRY_STATUSES", "RetryPolicy", "parse_retry_after"]
 
-#: Statuses worth another try: rate limited, or a gateway/server briefly unavailable.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses worth another try: rate limited, a server error (a registry's 500 is often a
+#: storage backend's passing failure), or a gateway/server briefly unavailable.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

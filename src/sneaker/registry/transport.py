@@ -8,7 +8,7 @@
   missing client certificate, say); ``plain_http`` means http. Which one it
   speaks is found by a bare handshake first (no request, no trust store loaded).
 * Retries with capped exponential backoff and jitter for timeouts, resets,
-  502/503/504 and 429 (honouring ``Retry-After``); a refused connection gets
+  500/502/503/504 and 429 (honouring ``Retry-After``, as for 503); a refused connection gets
   the same number of short retries (about a second in all); a name that does
   not resolve, a host the network cannot reach, or a machine with no network,
   none at all
@@ -51,6 +51,7 @@ from urllib3.exceptions import (
 )
 
 from ..errors import NetworkError, RegistryError, TLSError
+from . import requestlog
 from .auth import AuthFlow
 from .connect_failures import (
     ConnectFailure,
@@ -526,7 +527,7 @@ class Transport:
         while True:
             unreachable = False
             try:
-                sent = self._send_following_redirects(request, rewinder)
+                sent = self._logged_attempt(request, rewinder, attempt + 1)
             except SSLError as exc:
                 alert = _tls_alert(exc)
                 if alert is not None and alert.lower() in _CLIENT_CERT_ALERTS:
@@ -592,6 +593,31 @@ class Transport:
             log.info("%s: %s; retrying in %.1f s", self.host, reason, delay)
             self._sleep(delay)
             attempt += 1
+
+    def _logged_attempt(self, request: Request, rewinder: _Rewinder, attempt: int) -> Sent:
+        """One attempt of ``request``, told to the request log (``-v``) when it listens."""
+        if not requestlog.enabled():
+            return self._send_following_redirects(request, rewinder)
+        started = time.monotonic()
+        try:
+            sent = self._send_following_redirects(request, rewinder)
+        except Exception as exc:
+            took, url = time.monotonic() - started, self._with_scheme(request.url)
+            error = describe_exception(exc)
+            requestlog.record(requestlog.Exchange(request, url, took, attempt, error=error))
+            raise
+        took, url, headers = (
+            time.monotonic() - started,
+            self._with_scheme(request.url),
+            sent.headers,
+        )
+        challenges = tuple(headers.get_all("WWW-Authenticate")) if sent.status == 401 else ()
+        requestlog.record(
+            requestlog.Exchange(
+                request, url, took, attempt, sent.status, sent.url, headers, challenges=challenges
+            )
+        )
+        return sent
 
     def _status_delay(self, sent: Sent, attempt: int, replayable: bool) -> float | None:
         if sent.status not in RETRY_STATUSES or not replayable:

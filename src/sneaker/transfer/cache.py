@@ -8,89 +8,64 @@ Layout under the root::
                                 written once a download has more than a chunk on disk
     locks/sha256/<hex>.lock     one lock per digest, so two sneaker processes never
                                 download the same blob into the same partial file
+    verified/sha256/<hex>       what the blob's file looked like when its content was
+                                last checked; its own mtime is the blob's last use
+    leases/<id>, <id>.lock      the digests each running sneaker process uses
 
 A blob only appears under ``blobs/`` by an atomic rename after its digest and
 size were checked, so readers never see a half-written file.
+
+A blob is used again only once it is known to be right (:meth:`BlobCache.reuse`):
+by its verified record when the file is untouched since it was checked
+(:mod:`sneaker.transfer.verified` says what that catches), else by hashing it
+whole. A damaged blob is removed, with a warning, and downloaded again: it never
+reaches an archive. ``sneaker cache prune`` removes only blobs no running process
+holds (:mod:`sneaker.transfer.leases`, :mod:`sneaker.transfer.housekeeping`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import Interrupted, NotFound
-from ..image.digest import Digest
+from ..errors import IntegrityError, Interrupted, NotFound
+from ..image.digest import ContentCheck, Digest
 from ..image.model import Descriptor
 from ..util.oserrors import reporting
 from ..util.tempfiles import temporary_directory
+from .filelocks import make_lock
+from .leases import Lease
+from .verified import VerifiedRecord, settle, write_record
 
-__all__ = ["RESUMES", "BlobCache", "PartialState", "default_cache_dir"]
+__all__ = [
+    "RESUMES",
+    "BlobCache",
+    "CacheDamageWarning",
+    "PartialState",
+    "default_cache_dir",
+    "hash_file",
+]
 
 #: what a rerun keeps of downloads (said when the disk is full)
 RESUMES = "the blobs already downloaded are kept in the cache, and partial ones resume"
 
 #: how often a wait for a blob lock held elsewhere tries again (and looks at the cancel event)
 _LOCK_POLL = 0.05
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+_HASH_CHUNK = 1 << 20
 
 
-class _FlockLock:
-    """An exclusive ``flock`` on a lock file, held through its open descriptor."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the lock
-            self._fd = None
-
-
-class _PortableLock:
-    """The same through ``filelock``, where there is no ``flock`` (Windows)."""
-
-    def __init__(self, path: Path) -> None:
-        from filelock import FileLock
-
-        self._lock = FileLock(str(path))
-
-    def try_acquire(self) -> bool:
-        from filelock import Timeout
-
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            return False
-        return True
-
-    def release(self) -> None:
-        self._lock.release()
+class CacheDamageWarning(UserWarning):
+    """A cached blob did not match its digest or size: it was removed (and is fetched again)."""
 
 
 def default_cache_dir() -> Path:
@@ -115,9 +90,23 @@ class PartialState:
 class BlobCache:
     """Blobs by digest on the local disk; implements :class:`sneaker.image.records.BlobSource`."""
 
+    #: the directories beside ``blobs/`` that only the cache's own work needs
+    BOOKKEEPING = ("locks", "partial", "verified", "leases")
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._made: set[Path] = set()  # directories known to exist (saves a syscall per blob)
+        self._lease = Lease(root / "leases")
+
+    def __enter__(self) -> BlobCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the blobs this process used: a prune may remove them from now on."""
+        self._lease.close()
 
     def _ensure_dir(self, directory: Path) -> None:
         if directory not in self._made:
@@ -129,8 +118,9 @@ class BlobCache:
     def temporary(cls, parent: Path | None = None) -> Iterator[BlobCache]:
         """A throw-away cache (``--no-cache``), removed when the block ends; one a killed
         run left in ``parent`` is removed first (see :mod:`sneaker.util.tempfiles`)."""
-        with temporary_directory(parent or Path(tempfile.gettempdir()), "sneaker-blobs") as tmp:
-            yield cls(tmp)
+        where = parent or Path(tempfile.gettempdir())
+        with temporary_directory(where, "sneaker-blobs") as tmp, cls(tmp) as cache:
+            yield cache
 
     def reporting(self, desc: Descriptor) -> AbstractContextManager[None]:
         """File errors while fetching ``desc`` as a FileError naming its partial file; a
@@ -146,12 +136,59 @@ class BlobCache:
         return self.root / "blobs" / digest.algorithm / digest.hex
 
     def has(self, desc: Descriptor) -> bool:
+        """A file of the right size is there (its content unchecked: see :meth:`reuse`)."""
         try:
             return self.path(desc.digest).stat().st_size == desc.size
         except FileNotFoundError:
             return False
 
-    def _lock_path(self, digest: Digest) -> Path:
+    def record_path(self, digest: Digest) -> Path:
+        return self.root / "verified" / digest.algorithm / digest.hex
+
+    def reuse(self, desc: Descriptor) -> bool:
+        """Is the cached blob ``desc`` right, to be used as it is? Hold its lock (:meth:`locked`).
+
+        The digest goes into this process's lease first: no prune removes the blob
+        from now until :meth:`close`. A blob whose file is untouched since it
+        was verified is taken at once (and its last use noted); any other is hashed
+        whole. A damaged one (another size or another digest) is removed with a
+        :class:`CacheDamageWarning`: False, as for a blob that is not there.
+        """
+        self._lease.add(desc.digest)
+        path = self.path(desc.digest)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        record_path = self.record_path(desc.digest)
+        if st.st_size == desc.size:
+            record = VerifiedRecord.read(record_path)
+            if record is not None and record.matches(st):
+                _touch(record_path)
+                return True
+            try:
+                hash_file(path, desc)
+            except IntegrityError as exc:
+                self._remove_damaged(desc, path, str(exc))
+                return False
+            self._ensure_dir(record_path.parent)
+            write_record(record_path, st)
+            return True
+        self._remove_damaged(
+            desc, path, f"{path} holds {st.st_size} bytes, its descriptor declares {desc.size}"
+        )
+        return False
+
+    def _remove_damaged(self, desc: Descriptor, path: Path, what: str) -> None:
+        path.unlink(missing_ok=True)
+        self.record_path(desc.digest).unlink(missing_ok=True)
+        warnings.warn(
+            f"the cached blob {desc.digest} was damaged ({what}): removed, downloading it again",
+            CacheDamageWarning,
+            stacklevel=3,
+        )
+
+    def lock_path(self, digest: Digest) -> Path:
         lock_path = self.root / "locks" / digest.algorithm / f"{digest.hex}.lock"
         self._ensure_dir(lock_path.parent)
         return lock_path
@@ -171,8 +208,7 @@ class BlobCache:
         that dies (even by SIGKILL) releases it. On POSIX it is a bare ``flock``
         (a few microseconds, paid once per blob); elsewhere ``filelock`` does it.
         """
-        path = self._lock_path(digest)
-        lock = _FlockLock(path) if fcntl is not None else _PortableLock(path)
+        lock = make_lock(self.lock_path(digest))
         waited = False
         while not lock.try_acquire():
             if cancel is not None and cancel.is_set():
@@ -229,11 +265,17 @@ class BlobCache:
             p.unlink(missing_ok=True)
 
     def commit_partial(self, digest: Digest) -> Path:
-        """Move a verified partial download to its final name (atomic rename)."""
+        """Move a verified partial download to its final name (atomic rename), with its
+        verified record. Only for bytes just checked against ``digest``."""
         final = self.path(digest)
+        partial = self.partial_path(digest)
         self._ensure_dir(final.parent)
-        os.replace(self.partial_path(digest), final)
+        settle(partial)
+        os.replace(partial, final)
         self.forget_validator(digest)
+        record_path = self.record_path(digest)
+        self._ensure_dir(record_path.parent)
+        write_record(record_path, os.stat(final))
         return final
 
     # -- BlobSource ----------------------------------------------------------------------
@@ -249,3 +291,23 @@ class BlobCache:
             raise NotFound(f"blob {desc.digest} is not in the cache at {self.root}") from None
         with handle:
             yield handle
+
+
+def hash_file(path: Path, desc: Descriptor) -> None:
+    """Check the file at ``path`` against ``desc``: :class:`IntegrityError` when it differs."""
+    check = ContentCheck(desc.digest, desc.size, what=f"blob {desc.digest}")
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while True:
+            n = handle.readinto(buffer)
+            if not n:
+                break
+            check.update(view[:n])
+    check.check()
+
+
+def _touch(path: Path) -> None:
+    """Note a use: the record's modification time is now."""
+    with contextlib.suppress(OSError):  # a read-only cache still serves its blobs
+        os.utime(path)

@@ -11,11 +11,12 @@ Who retries what:
 
 * the transport (:mod:`sneaker.registry.transport`) retries a request that got
   no usable answer (connection refused or reset, timeouts, 429 with
-  ``Retry-After``, 502/503/504) with backoff and jitter, and raises the last
+  ``Retry-After``, 500/502/503/504) with backoff and jitter, and raises the last
   error when its retries are spent: that error is final here too;
 * this module retries a body cut off mid-stream, continuing from the bytes
   already on disk; it gives up after :data:`STALL_ATTEMPTS` failures in a row
-  that brought no new byte, or :data:`MAX_ATTEMPTS` in all;
+  that brought no new byte (or came slower than the low-speed limit:
+  :class:`~sneaker.errors.TooSlow`), or :data:`MAX_ATTEMPTS` in all;
 * bytes that do not match the digest are discarded and the client told
   (``reject_blob``): a client reading through mirrors asks its next endpoint,
   one registry's mismatch is final.
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from ..errors import IntegrityError, Interrupted, NetworkError, RegistryError
+from ..errors import IntegrityError, Interrupted, NetworkError, RegistryError, TooSlow
 from ..image.digest import DigestingWriter
 from ..image.model import Descriptor
 from ..util.progress import NullProgress, Progress
@@ -184,11 +185,14 @@ class DownloadState:
         """The registry refused a range request (a 206 for other bytes, a 416): start over?"""
         return offset > 0 and status in (206, 416) and self.restart()
 
-    def body_cut(self, on_disk: int) -> float | None:
+    def body_cut(self, on_disk: int, *, slow: bool = False) -> float | None:
         """A body cut off with ``on_disk`` bytes kept: seconds to wait before continuing
-        from there, or None to give up."""
+        from there, or None to give up. A ``slow`` one (abandoned below the low-speed
+        limit) counts as bringing nothing, whatever trickled in: a server that only
+        trickles ends the download after :data:`STALL_ATTEMPTS` of them."""
         self.attempts += 1
-        self.stalls = 0 if on_disk > self.furthest else self.stalls + 1
+        progressed = on_disk > self.furthest and not slow
+        self.stalls = 0 if progressed else self.stalls + 1
         self.reached(on_disk)
         if self.stalls >= STALL_ATTEMPTS or self.attempts >= MAX_ATTEMPTS:
             return None
@@ -203,9 +207,9 @@ class DownloadState:
 class BlobDownload:
     """One blob from a registry into the cache, one method per step.
 
-    :meth:`run`: the cache has it? -> take the digest's lock -> the cache has it
-    now? -> then attempt after attempt (:meth:`_attempt`): look at the partial
-    file (:meth:`_check_partial`) -> request the rest or the whole blob
+    :meth:`run`: take the digest's lock -> the cache has it, and it is right
+    (:meth:`BlobCache.reuse`)? -> else attempt after attempt (:meth:`_attempt`): look at
+    the partial file (:meth:`_check_partial`) -> request the rest or the whole blob
     (:meth:`_request`) -> stream it to the partial file, hashing, and verify
     (:meth:`_stream`, :meth:`_write`) -> commit (:meth:`_commit`). A failure goes
     to its own step: a cut body waits and continues (:meth:`_body_cut`), bytes
@@ -238,10 +242,9 @@ class BlobDownload:
     def run(self) -> str:
         """Fetch the blob; return ``"cached"``, ``"resumed"`` or ``"downloaded"``."""
         self.progress.start(self.key, self.label, self.desc.size)
-        if self._in_cache():
-            return "cached"
+        # under the lock: another process may be downloading it, or checking it, or pruning
         with self.cache.locked(self.desc.digest, cancel=self.cancel, on_wait=self._waiting):
-            if self._in_cache():  # the other process finished it meanwhile
+            if self._in_cache():
                 return "cached"
             while True:
                 outcome = self._attempt()
@@ -249,7 +252,7 @@ class BlobDownload:
                     return outcome
 
     def _in_cache(self) -> bool:
-        if not self.cache.has(self.desc):
+        if not self.cache.reuse(self.desc):  # checked; a damaged copy is removed
             return False
         self.progress.finish(self.key, "cached")
         return True
@@ -270,8 +273,8 @@ class BlobDownload:
             with response:
                 if not self._stream(response):
                     return None
-        except NetworkError:
-            if not self._body_cut():
+        except NetworkError as exc:
+            if not self._body_cut(slow=isinstance(exc, TooSlow)):
                 raise
             return None
         except IntegrityError as exc:
@@ -364,12 +367,12 @@ class BlobDownload:
             handle.flush()
             writer.check()
 
-    def _body_cut(self) -> bool:
-        """The body was cut: what arrived is on disk. Wait, then True to continue from
-        there; False to give up (the caller raises the cut)."""
+    def _body_cut(self, *, slow: bool = False) -> bool:
+        """The body was cut (or abandoned as too ``slow``): what arrived is on disk. Wait,
+        then True to continue from there; False to give up (the caller raises the cut)."""
         _check_cancel(self.cancel)
         partial = self.cache.partial(self.desc.digest)
-        wait = self.state.body_cut(partial.size if partial is not None else 0)
+        wait = self.state.body_cut(partial.size if partial is not None else 0, slow=slow)
         if wait is None:
             return False
         if self.cancel is not None and self.sleep is time.sleep:
@@ -521,6 +524,7 @@ def fetch_blobs(
     for job in jobs:
         unique.setdefault(str(job.desc.digest), job)
     ordered = sorted(unique.values(), key=lambda j: -j.desc.size)
+    progress.expect({key: job.desc.size for key, job in unique.items()})
     stats = FetchStats()
     if not ordered:
         return stats

@@ -91,7 +91,7 @@ class RegistrySource:
             for desc in record.blobs():
                 if configs is not None and (desc.digest in config_digests) != configs:
                     continue
-                label = f"{ref.familiar} {desc.digest.short}"
+                label = f"{ref.brief} {desc.digest.short}"
                 jobs.append(BlobJob(image.client, ref.repository, desc, label))
         return jobs
 
@@ -134,9 +134,9 @@ class RegistrySource:
             with image.client.open_blob(image.ref.repository, desc.digest) as response:
                 yield cast(BinaryIO, io.BufferedReader(_ResponseStream(response), _CHUNK))
             return
-        if not self.cache.has(desc):
-            job = BlobJob(image.client, image.ref.repository, desc, desc.digest.short)
-            fetch_one(job, self.cache, self.progress)
+        # checked (or downloaded) first: a damaged cached copy is never read
+        job = BlobJob(image.client, image.ref.repository, desc, desc.digest.short)
+        fetch_one(job, self.cache, self.progress)
         with self.cache.open_blob(desc) as stream:
             yield stream
 

@@ -1,21 +1,35 @@
 """Progress reporting for long work: bars on a terminal, plain lines otherwise, or nothing.
 
 Verbs talk to a :class:`Progress`; the CLI picks the implementation. All methods
-are thread-safe (blobs download on several threads at once).
+are thread-safe (blobs download on several threads at once). A verb that knows
+what it will do (``pull`` once its manifests are resolved) says so first
+(:meth:`Progress.expect`): the total is then known before the first byte, and
+the displays count against it (see :mod:`sneaker.util.tally`).
+
+* :class:`RichProgress` (:mod:`sneaker.util.progress_rich`), on a terminal: a row per
+  unit in progress (finished ones disappear) and a total row with rate and time left;
+* :class:`PlainProgress`, for pipes and CI logs: one aggregate line every
+  :data:`PLAIN_INTERVAL` seconds while work is going on, and one at the end;
+* :class:`NullProgress`: nothing (``-q``, ``--json``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
-from typing import Any, Protocol, TextIO
+from collections.abc import Callable, Mapping
+from typing import Protocol, TextIO
+
+from .tally import Snapshot, Tally, format_duration
 
 __all__ = [
+    "PLAIN_INTERVAL",
+    "CountingProgress",
     "NullProgress",
     "PlainProgress",
     "Progress",
-    "RichProgress",
     "choose_progress",
     "count",
     "human_size",
@@ -35,7 +49,16 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
+#: seconds between two lines of :class:`PlainProgress` (``SNEAKER_PROGRESS_INTERVAL``)
+PLAIN_INTERVAL = 5.0
+
+
 class Progress(Protocol):
+    def expect(self, sizes: Mapping[str, int]) -> None:
+        """These units (the keys :meth:`start` will get -> their bytes) are to be done,
+        cached or not: said as soon as the verb knows (before the first byte), so the total
+        is true from the start. Saying it again for a unit (shared by two images) is harmless."""
+
     def start(self, key: str, label: str, total: int) -> None:
         """A unit of work begins (a blob download, an archive write)."""
 
@@ -55,6 +78,9 @@ class Progress(Protocol):
 
 
 class NullProgress:
+    def expect(self, sizes: Mapping[str, int]) -> None:
+        pass
+
     def start(self, key: str, label: str, total: int) -> None:
         pass
 
@@ -74,132 +100,159 @@ class NullProgress:
         pass
 
 
-class PlainProgress:
-    """One line per finished unit, for logs and pipes."""
+class CountingProgress:
+    """What the displays share: every call feeds a :class:`~sneaker.util.tally.Tally`, and
+    :meth:`_began` is told when the first unit is expected or started."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tally = Tally(clock)
+
+    def _began(self) -> None:
+        """The work has begun: a display starts drawing."""
+
+    def expect(self, sizes: Mapping[str, int]) -> None:
+        self._tally.expect(sizes)
+        self._began()
+
+    def start(self, key: str, label: str, total: int) -> None:
+        self._tally.start(key, label, total)
+        self._began()
+
+    def advance(self, key: str, amount: int) -> None:
+        self._tally.advance(key, amount)
+
+    def reset(self, key: str, done: int) -> None:
+        self._tally.reset(key, done)
+
+    def finish(self, key: str, note: str = "") -> None:
+        self._tally.finish(key, note)
+
+
+class PlainProgress(CountingProgress):
+    """For logs and pipes: one aggregate line every ``interval`` seconds while work goes on
+    (bytes done of the total, rate, time left, units left), and one at the end.
+
+    The lines come from a thread of its own, started with the first unit (or
+    :meth:`expect`); :meth:`tick` prints one when it is due, and the tests call it
+    with their own ``clock`` and ``ticker=False``.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        interval: float = PLAIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        ticker: bool = True,
+        noun: str = "blob",
+    ) -> None:
         self._stream = stream or sys.stderr
+        self._interval = interval
+        self._clock = clock
+        self._ticker = ticker
+        self._noun = noun
+        super().__init__(clock)
         self._lock = threading.Lock()
-        self._units: dict[str, tuple[str, int, float]] = {}
+        self._due: float | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def start(self, key: str, label: str, total: int) -> None:
+    def _began(self) -> None:
         with self._lock:
-            self._units[key] = (label, total, time.monotonic())
+            if self._due is not None or self._closed:
+                return
+            self._due = self._clock() + self._interval
+            if self._ticker:
+                self._thread = threading.Thread(
+                    target=self._tick_until_closed, name="progress-lines", daemon=True
+                )
+                self._thread.start()
 
-    def advance(self, key: str, amount: int) -> None:
-        pass
+    def _tick_until_closed(self) -> None:
+        poll = max(0.05, min(self._interval / 4, 0.5))
+        while not self._stop.wait(poll):
+            self.tick()
 
-    def reset(self, key: str, done: int) -> None:
-        pass
-
-    def finish(self, key: str, note: str = "") -> None:
+    def tick(self) -> bool:
+        """Print the aggregate line if one is due and work is going on; True if it did."""
+        now = self._clock()
         with self._lock:
-            label, total, started = self._units.pop(key, (key, 0, time.monotonic()))
-            elapsed = max(time.monotonic() - started, 1e-6)
-            speed = f", {human_size(total / elapsed)}/s" if not note and total else ""
-            extra = f" ({note})" if note else ""
-            print(f"{label}: done, {human_size(total)}{speed}{extra}", file=self._stream)
+            if self._closed or self._due is None or now < self._due:
+                return False
+            while self._due <= now:
+                self._due += self._interval
+        snapshot = self._tally.snapshot()
+        if snapshot.finished:
+            return False
+        self._print(progress_line(snapshot, self._noun))
+        return True
+
+    def _print(self, line: str) -> None:
+        with self._lock:
+            print(line, file=self._stream, flush=True)
 
     def message(self, text: str) -> None:
-        with self._lock:
-            print(text, file=self._stream)
+        self._print(text)
 
     def close(self) -> None:
-        pass
-
-
-class RichProgress:
-    """Per-unit bars plus a total bar with speed, drawn by ``rich`` on a terminal."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        from rich.progress import Progress as _Bars
-
-        self._bars = _Bars(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._lock = threading.Lock()
-        self._tasks: dict[str, Any] = {}
-        self._total: Any = None
-        self._bars.start()
-
-    def _total_task(self) -> Any:
-        if self._total is None:
-            self._total = self._bars.add_task("total", total=0)
-        return self._total
-
-    def start(self, key: str, label: str, total: int) -> None:
         with self._lock:
-            total_task = self._total_task()
-            self._tasks[key] = self._bars.add_task(label, total=total)
-            current = self._bars.tasks[total_task].total or 0
-            self._bars.update(total_task, total=current + total)
-
-    def advance(self, key: str, amount: int) -> None:
-        task = self._tasks.get(key)
-        if task is not None:
-            self._bars.advance(task, amount)
-            self._bars.advance(self._total_task(), amount)
-
-    def reset(self, key: str, done: int) -> None:
-        """Bytes already on disk (a resume) are not transferred: they leave the total's
-        size, so its speed is the link's; bytes transferred before a restart are undone."""
-        with self._lock:
-            task = self._tasks.get(key)
-            if task is None:
+            if self._closed:
                 return
-            total_task = self._total_task()
-            change = done - self._bars.tasks[task].completed
-            self._bars.update(task, completed=done)
-            if change > 0:
-                size = self._bars.tasks[total_task].total or 0
-                self._bars.update(total_task, total=size - change)
-            elif change < 0:
-                self._bars.advance(total_task, change)
+            self._closed = True
+            thread, began = self._thread, self._due is not None
+        self._stop.set()
+        if thread is not None:
+            thread.join()
+        if began:
+            snapshot = self._tally.snapshot()
+            line = progress_line(snapshot, self._noun)
+            if snapshot.finished:
+                line = done_line(snapshot, self._noun)
+            with self._lock:
+                print(line, file=self._stream, flush=True)
 
-    def finish(self, key: str, note: str = "") -> None:
-        with self._lock:
-            task = self._tasks.get(key)
-            if task is None:
-                return
-            state = self._bars.tasks[task]
-            remaining = (state.total or 0) - state.completed
-            self._bars.update(task, completed=state.total)
-            total_task = self._total_task()
-            if note == "cached":
-                # nothing crossed the link: out of the total, so its speed stays honest
-                size = self._bars.tasks[total_task].total or 0
-                self._bars.update(total_task, total=size - remaining)
-            elif remaining:
-                self._bars.advance(total_task, remaining)
-            if note:
-                self._bars.update(task, description=f"{state.description} ({note})")
 
-    def message(self, text: str) -> None:
-        self._bars.console.print(text, markup=False, highlight=False)
+def progress_line(snapshot: Snapshot, noun: str = "blob") -> str:
+    """``12.3 MB of 45.6 MB (27%), 3.4 MB/s, eta 0:10, 26 of 31 blobs left``."""
+    parts = [f"{human_size(snapshot.done_bytes)} of {human_size(snapshot.total_bytes)}"]
+    if snapshot.total_bytes:
+        parts[0] += f" ({100 * snapshot.done_bytes // snapshot.total_bytes}%)"
+    if snapshot.rate is not None:
+        parts.append(f"{human_size(snapshot.rate)}/s")
+    if snapshot.eta is not None:
+        parts.append(f"eta {format_duration(snapshot.eta)}")
+    parts.append(f"{snapshot.units_left} of {count(snapshot.total_units, noun)} left")
+    return ", ".join(parts)
 
-    def close(self) -> None:
-        self._bars.stop()
+
+def done_line(snapshot: Snapshot, noun: str = "blob") -> str:
+    """``done: 31 blobs, 45.6 MB in 0:13, 3.2 MB/s (4 cached)``."""
+    line = f"done: {count(snapshot.done_units, noun)}, {human_size(snapshot.total_bytes)}"
+    line += f" in {format_duration(snapshot.elapsed)}"
+    if snapshot.moved and snapshot.elapsed > 0:
+        line += f", {human_size(snapshot.moved / snapshot.elapsed)}/s"
+    if snapshot.notes:
+        line += " (" + ", ".join(f"{n} {note}" for note, n in snapshot.notes) + ")"
+    return line
+
+
+def _interval_from_env() -> float:
+    """``SNEAKER_PROGRESS_INTERVAL`` (seconds, at least 0.1), else :data:`PLAIN_INTERVAL`."""
+    text = os.environ.get("SNEAKER_PROGRESS_INTERVAL", "")
+    try:
+        return max(0.1, float(text)) if text else PLAIN_INTERVAL
+    except ValueError:
+        return PLAIN_INTERVAL
 
 
 def choose_progress(quiet: bool, stream: TextIO | None = None) -> Progress:
-    """Bars on a terminal, plain lines when stderr is not one, nothing with ``quiet``."""
+    """Bars on a terminal, aggregate lines when stderr is not one, nothing with ``quiet``."""
     if quiet:
         return NullProgress()
     out = stream or sys.stderr
     if out.isatty():
+        from .progress_rich import RichProgress  # rich loads only for a terminal
+
         return RichProgress()
-    return PlainProgress(out)
+    return PlainProgress(out, interval=_interval_from_env())

@@ -361,7 +361,7 @@ def _prepare_output(output: Path) -> Path:
 
 
 def _finish_output(tmp: Path, output: Path) -> None:
-    for leftover in ("locks", "partial"):
+    for leftover in BlobCache.BOOKKEEPING:  # the plan keeps the blobs only
         shutil.rmtree(tmp / leftover, ignore_errors=True)
     if output.is_dir():
         output.rmdir()
@@ -472,7 +472,7 @@ def plan(
                 resolved += [item.resolved for item, _ in taken]
                 carried += [CarriedReferrer.of(item) for item, _ in taken]
 
-            cache = BlobCache(tmp)
+            cache = stack.enter_context(BlobCache(tmp))
             config_jobs: list[BlobJob] = []
             for ref, item in zip(unique_refs, resolved, strict=True):
                 for manifest in item.record.manifests():
@@ -482,7 +482,7 @@ def plan(
                                 f"{ref.familiar}: blob {desc.digest} is not a sha256 digest",
                                 hint="fetch.sh and SHA256SUMS handle sha256 blobs only",
                             )
-                    label = f"{ref.familiar} config {manifest.config.digest.short}"
+                    label = f"{ref.brief} config {manifest.config.digest.short}"
                     config_jobs.append(
                         BlobJob(client_for(ref.registry), ref.repository, manifest.config, label)
                     )

@@ -238,8 +238,8 @@ def pull(
             settings = settings or load_settings(plain_http=opts.plain_http)
             client_factory = stack.enter_context(make_client_factory(settings, opts))
 
-        if use_cache:
-            cache = BlobCache(cache_dir or default_cache_dir())
+        if use_cache:  # closed at the end: from then on a prune may remove what it used
+            cache = stack.enter_context(BlobCache(cache_dir or default_cache_dir()))
         else:
             cache = stack.enter_context(BlobCache.temporary(output_path.parent.resolve()))
 
@@ -260,7 +260,7 @@ def pull(
                 delta = None
         skipped = delta.omitted if delta is not None else {}
 
-        def blob_jobs(configs: bool) -> list[BlobJob]:
+        def blob_jobs(configs: bool | None) -> list[BlobJob]:
             return [
                 job
                 for job in source.jobs(configs=configs)
@@ -279,6 +279,8 @@ def pull(
                 return b""  # check_config refuses it by its declared size
             return cache.path(manifest.config.digest).read_bytes()
 
+        # the whole download is known now: progress counts against it from the first byte
+        progress.expect({str(j.desc.digest): j.desc.size for j in blob_jobs(None)})
         # configs first (a few kB): a wrong platform or a broken config fails the pull
         # before any layer is downloaded
         config_stats = fetch_blobs(blob_jobs(True), cache, parallel=jobs, progress=progress)

@@ -369,6 +369,16 @@ def _probe(
             clients(ref.registry).blob_exists(ref.repository, first.digest)
 
 
+def _gzip_key(desc: Descriptor) -> str:
+    """The progress key of compressing a legacy layer."""
+    return f"gzip {desc.digest}"
+
+
+def _blob_key(blob: BlobPush, repository: str) -> str:
+    """The progress key of one blob into one repository."""
+    return f"{blob.registry}/{repository}@{blob.desc.digest}"
+
+
 @dataclass
 class _Run:
     """One push carrying out its plan: compress, check, HEAD/mount/upload blobs, put manifests."""
@@ -391,9 +401,10 @@ class _Run:
     def compress(self, layers: Sequence[Descriptor], gz_dir: Path) -> None:
         """Gzip each legacy layer into ``gz_dir``, several at once."""
         self.progress.message(f"compressing {len(layers)} uncompressed layers")
+        self.progress.expect({_gzip_key(desc): desc.size for desc in layers})
 
         def compress(desc: Descriptor) -> CompressedLayer:
-            key = f"gzip {desc.digest}"
+            key = _gzip_key(desc)
             self.progress.start(key, f"compress {desc.digest.short}", desc.size)
             with self.source.open_blob(desc) as raw:
                 layer = gzip_layer_to_dir(self._reader(raw, key), desc, gz_dir)
@@ -426,6 +437,14 @@ class _Run:
         if chunk_size is not None:
             self.upload_kwargs["chunk_size"] = chunk_size
         outcome_of: dict[tuple[str, str, Digest], str] = {}
+        self.progress.expect(
+            {
+                _blob_key(blob, destination.repository): blob.desc.size
+                for batch in plan.batches
+                for blob in batch
+                for destination in blob.destinations
+            }
+        )
         for batch in plan.batches:
             done = _run_parallel(batch, self._push_blob, self.jobs, self.cancel)
             for blob, outcomes in zip(batch, done, strict=True):
@@ -443,7 +462,7 @@ class _Run:
             if self.cancel.is_set():
                 raise Interrupted("push cancelled")
             repository = destination.repository
-            key = f"{blob.registry}/{repository}@{desc.digest}"
+            key = _blob_key(blob, repository)
             self.progress.start(key, f"{repository} {desc.digest.short}", desc.size)
             if client.blob_exists(repository, desc.digest) is not None:
                 outcomes[repository] = "skipped"

@@ -331,6 +331,7 @@ def unpack(
     try:
         applier = LayerApplier(target, warn=on_warning, limits=limits, shown_as=dest)
         count = len(manifest.layers)
+        progress.expect({_apply_key(desc): desc.size for desc in manifest.layers})
         for number, (desc, diff_id) in enumerate(zip(manifest.layers, diff_ids, strict=True), 1):
             what = f"{name}: layer {number}/{count} {desc.digest}"
             result.stats.add(_apply_one(applier, blobs, desc, diff_id, what, limits, progress))
@@ -348,6 +349,11 @@ def unpack(
     return result
 
 
+def _apply_key(desc: Descriptor) -> str:
+    """The progress key of applying one layer."""
+    return f"unpack:{desc.digest}"
+
+
 def _apply_one(
     applier: LayerApplier,
     blobs: BlobSource,
@@ -357,7 +363,7 @@ def _apply_one(
     limits: LayerLimits,
     progress: Progress,
 ) -> LayerStats:
-    key = f"unpack:{desc.digest}"
+    key = _apply_key(desc)
     progress.start(key, f"layer {desc.digest.short}", desc.size)
     try:
         with blobs.open_blob(desc) as stream:
@@ -440,16 +446,16 @@ def unpack_remote(
 
     ref = parse_reference(reference)
     request = PlatformRequest((platform,) if platform is not None else ())
-    cache = BlobCache(cache_dir or default_cache_dir())
-    with client_factory_for(options, settings, client_factory) as factory:
-        source = resolve_images([ref], factory, request, cache=cache)
-        source.fetch(parallel=jobs, progress=progress)
-    return unpack(
-        source,
-        dest,
-        platform=platform,
-        force=force,
-        progress=progress,
-        limits=limits,
-        warn=warn,
-    )
+    with BlobCache(cache_dir or default_cache_dir()) as cache:
+        with client_factory_for(options, settings, client_factory) as factory:
+            source = resolve_images([ref], factory, request, cache=cache)
+            source.fetch(parallel=jobs, progress=progress)
+        return unpack(
+            source,
+            dest,
+            platform=platform,
+            force=force,
+            progress=progress,
+            limits=limits,
+            warn=warn,
+        )
